@@ -1,0 +1,148 @@
+"""The template's Jinja vocabulary: marker blocks, answer checks, service filters, secrets.
+
+Copier loads this file from a clone of the template (through
+``copier_template_extensions.TemplateExtensionLoader``), where our package is
+not installed. So it may use only the standard library and jinja2, and it
+loads the shared rules (``src/stackplate/answers.py``, ``markers.py``) by file
+path from the same clone, so that a template version always runs its own rules.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import secrets
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from jinja2 import nodes, pass_context
+from jinja2.ext import Extension
+from jinja2.runtime import Context
+
+_SHARED = Path(__file__).resolve().parent.parent / "src" / "stackplate"
+
+
+def _load_shared(name: str) -> ModuleType:
+    """Import ``src/stackplate/<name>.py`` of this template clone under a private name."""
+    module_name = f"_stackplate_template_{name}_{abs(hash(str(_SHARED)))}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, _SHARED / f"{name}.py")
+    assert spec and spec.loader, f"cannot load {name}.py from {_SHARED}"
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+answers = _load_shared("answers")
+markers = _load_shared("markers")
+
+
+class MarkerBlocks(Extension):
+    """``{% marker "NAME" %}…{% endmarker %}`` renders a template-owned block.
+
+    The begin and end lines stand at the indentation of the tag, and blank
+    lines in the body are normalised, so every render is byte-for-byte the same.
+    """
+
+    tags = {"marker"}
+
+    def parse(self, parser: Any) -> nodes.Node:
+        lineno = next(parser.stream).lineno
+        name = parser.parse_expression()
+        indent = nodes.Const(self._indent_of_line(parser.name, lineno))
+        body = parser.parse_statements(("name:endmarker",), drop_needle=True)
+        call = self.call_method("_render", [name, indent])
+        return nodes.CallBlock(call, [], [], body).set_lineno(lineno)
+
+    def _indent_of_line(self, template_name: str | None, lineno: int) -> str:
+        """The whitespace in front of the tag, read from the template source."""
+        if not template_name or self.environment.loader is None:
+            return ""
+        source = self.environment.loader.get_source(self.environment, template_name)[0]
+        line = source.splitlines()[lineno - 1]
+        return line[: len(line) - len(line.lstrip())]
+
+    def _render(self, name: str, indent: str, caller: Any) -> str:
+        return markers.render_block(name, caller(), indent)
+
+
+class StackFilters(Extension):
+    """Filters and globals that turn the answers into what the templates need."""
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        environment.filters.update(
+            {
+                "app_services": answers.app_services,
+                "of_kind": _of_kind,
+                "slugify": answers.slugify,
+                "snake": answers.snake,
+            }
+        )
+        environment.globals.update(
+            {
+                "answer_problem": _answer_problem,
+                "new_secret": _new_secret,
+            }
+        )
+        _print_validation_errors_on_one_line()
+
+
+def _of_kind(services: Any, kind: str) -> list[dict[str, Any]]:
+    """The normalised app services of one kind: ``services | of_kind('fastapi')``."""
+    return [s for s in answers.app_services(services) if s["kind"] == kind]
+
+
+def _new_secret(nbytes: int = 32) -> str:
+    """A fresh URL-safe random secret; rendered only into ``config/.env``."""
+    return secrets.token_urlsafe(nbytes)
+
+
+@pass_context
+def _answer_problem(context: Context, question: str) -> str:
+    """The validator of every question: ``{{ answer_problem('redis_port') }}``.
+
+    Returns "" for a good answer, else one line naming the value and the
+    problem. The context holds this answer and every earlier one.
+    """
+    given = dict(context.get_all())
+    value = given.get(question)
+    if question == "services":
+        problem = answers.services_problem(value)
+    elif question in ("project_slug", "network_name"):
+        problem = answers.dns_label_problem(value, question)
+    elif question.endswith("_port"):
+        problem = answers.port_answer_problem(question, value, given)
+    elif question in answers.BACKING_SERVICES or question in answers.DEVELOPMENT_SERVICES:
+        problem = answers.switch_problem(question, value, given)
+    elif question == "network_subnet":
+        problem = answers.subnet_problem(value, len(given.get("services") or []))
+    elif question == "project_name":
+        problem = None if str(value or "").strip() else "project_name must not be empty"
+    else:
+        raise ValueError(f"no validator for question {question!r}")
+    return problem or ""
+
+
+def _print_validation_errors_on_one_line() -> None:
+    """Make plain ``copier copy --data bad=…`` end with one line, not a traceback.
+
+    Copier's CLI lets the ValueError of a failed validator escape as a
+    traceback when answers come from ``--data``/``--data-file``. The process is
+    about to exit anyway; we only change how that one kind of error is shown.
+    """
+    previous = sys.excepthook
+    if getattr(previous, "_stackplate", False):
+        return
+
+    def hook(kind: type[BaseException], error: BaseException, tb: Any) -> None:
+        if isinstance(error, ValueError) and str(error).startswith("Validation error for question"):
+            print(f"copier: {error}", file=sys.stderr)
+            return
+        previous(kind, error, tb)
+
+    hook._stackplate = True  # type: ignore[attr-defined]
+    sys.excepthook = hook

@@ -1,0 +1,7 @@
+export function App() {
+  return (
+    <main>
+      <h1>{document.title}</h1>
+    </main>
+  );
+}
