@@ -1,0 +1,55 @@
+"""Sessions: lint, tests, render, demo, bench. Run them through ./dev.sh on a fresh machine."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff on our Python, yamllint on our YAML."""
+    session.install("ruff", "yamllint")
+    session.run("ruff", "check", "src", "extensions", "tests", "bench", "noxfile.py")
+    session.run("yamllint", "-s", "copier.yml", ".yamllint")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole test suite (pass pytest arguments after --)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(python=PYTHON)
+def render(session: nox.Session) -> None:
+    """Render the default project into a temporary folder (or the folder given)."""
+    session.install("-e", ".")
+    destination = session.posargs[0] if session.posargs else tempfile.mkdtemp(prefix="stackplate-")
+    session.run("stackplate", "new", str(Path(destination) / "project"))
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """Render the default project and show what it made."""
+    session.install("-e", ".")
+    destination = Path(session.posargs[0] if session.posargs else "demo-project").resolve()
+    session.run("stackplate", "new", str(destination))
+    session.run("stackplate", "show", str(destination))
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks under bench/ (they print tables; not tests)."""
+    session.install("-e", ".[test]")
+    for script in session.posargs or sorted(str(p) for p in Path("bench").glob("*.py")):
+        session.run("python", script, env={"PYTHONPATH": os.fspath(Path("src").resolve())})

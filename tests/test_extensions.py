@@ -1,0 +1,83 @@
+"""The template's Jinja extensions, each on its own fixture template (tests/fixtures/jinja)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from jinja2 import Environment, FileSystemLoader
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures" / "jinja"
+
+
+@pytest.fixture(scope="module")
+def extension_module():
+    spec = importlib.util.spec_from_file_location("stackplate_jinja_under_test", REPO / "extensions/stackplate_jinja.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def env(extension_module) -> Environment:
+    return Environment(
+        loader=FileSystemLoader(FIXTURES),
+        extensions=[extension_module.MarkerBlocks, extension_module.StackFilters],
+        keep_trailing_newline=True,
+    )
+
+
+def test_marker_block_is_indented_like_its_tag_with_one_blank_line_between_services(env) -> None:
+    rendered = env.get_template("compose.yml.jinja").render(names=["api", "web"])
+    assert rendered == (
+        "services:\n"
+        "  ##<<SERVICES>>\n"
+        "  # api service\n"
+        "  api:\n"
+        "    image: api:1\n"
+        "    restart: always\n"
+        "\n"
+        "  # web service\n"
+        "  web:\n"
+        "    image: web:1\n"
+        "    restart: always\n"
+        "  ##<</SERVICES>>\n"
+        "\n"
+        "volumes:\n"
+        "  ##<<VOLUMES>>\n"
+        "  api-data:\n"
+        "  web-data:\n"
+        "  ##<</VOLUMES>>\n"
+    )
+
+
+def test_marker_block_renders_the_same_bytes_every_time(env) -> None:
+    template = env.get_template("compose.yml.jinja")
+    assert len({template.render(names=["a", "b", "c"]) for _ in range(3)}) == 1
+
+
+def test_empty_marker_block_keeps_both_lines(env) -> None:
+    rendered = env.get_template("empty.yml.jinja").render()
+    assert rendered == "services:\n    ##<<DEVELOPMENT_SERVICES>>\n    ##<</DEVELOPMENT_SERVICES>>\n"
+
+
+def test_of_kind_filter_normalises_and_selects(env) -> None:
+    template = env.from_string("{% for s in services | of_kind('node-worker') %}{{ s.name }}->{{ s.api }};{% endfor %}")
+    services = [{"name": "a", "kind": "fastapi", "port": 1}, {"name": "w", "kind": "node-worker"}]
+    assert template.render(services=services) == "w->a;"
+
+
+def test_new_secret_is_fresh_each_call(env) -> None:
+    template = env.from_string("{{ new_secret(24) }}")
+    values = {template.render() for _ in range(5)}
+    assert len(values) == 5
+    assert all(len(v) == 32 for v in values)
+
+
+def test_answer_problem_reads_the_answers_in_context(env) -> None:
+    template = env.from_string("{{ answer_problem('redis_port') }}")
+    given = {"services": [{"name": "api", "kind": "fastapi", "port": 8000}], "redis": True}
+    assert template.render(**given, redis_port=6379) == ""
+    assert template.render(**given, redis_port=8000) == "redis_port 8000 is already published by service 'api'"

@@ -1,0 +1,183 @@
+"""Render every matrix entry once and check the result like a user's CI would."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import COMPOSE_COMBINATIONS, compose_config, hadolint, yamllint
+from matrix import DEVELOPMENT_SERVICES, MATRIX, enabled, services_of
+
+from stackplate.answers import services_problem
+
+# Jinja left in a rendered file; "${{" (GitHub Actions) and "${" (nginx, VS Code) are not Jinja.
+UNRENDERED = re.compile(r"(?<!\$)\{\{|\{%|%\}|\{#")
+
+EXPECTED_ALWAYS = [
+    "README.md",
+    ".copier-answers.yml",
+    ".gitignore",
+    ".gitattributes",
+    "docker-compose.yml",
+    "docker-compose.development.yml",
+    "docker-compose.production.yml",
+    "config/.env",
+    "config/.env.example",
+    "config/.env.mcp.credentials.example",
+    ".vscode/mcp.json",
+    "tmp/ollama/.gitkeep",
+]
+FILES_BY_KIND = {
+    "fastapi": ["Dockerfile", "pyproject.toml", "uv.lock", "app/main.py"],
+    "node-worker": ["Dockerfile", "package.json", "package-lock.json", "src/index.js"],
+    "react-vite": ["Dockerfile", "package.json", "package-lock.json", "index.html"],
+}
+
+
+@pytest.fixture(scope="module", params=sorted(MATRIX))
+def rendered(request, copie_session, template_copy) -> tuple[str, dict, Path]:
+    name = request.param
+    answers = MATRIX[name]
+    assert services_problem(services_of(answers)) is None
+    result = copie_session.copy(extra_answers=answers, template_dir=template_copy)
+    assert result.exception is None, f"{name}: {result.exception!r}"
+    return name, answers, result.project_dir
+
+
+def test_expected_files_are_present(rendered) -> None:
+    _, answers, project = rendered
+    missing = [path for path in EXPECTED_ALWAYS if not (project / path).is_file()]
+    for service in services_of(answers):
+        folder = f"services/{service['name']}"
+        missing += [f"{folder}/{f}" for f in FILES_BY_KIND[service["kind"]] if not (project / folder / f).is_file()]
+        devcontainer = f".devcontainer/{service['name']}-container/devcontainer.json"
+        if not (project / devcontainer).is_file():
+            missing.append(devcontainer)
+    assert missing == []
+    # No folder for a kind that was not asked for, and no template leftovers.
+    assert sorted(p.name for p in (project / "services").iterdir()) == sorted(
+        s["name"] for s in services_of(answers)
+    )
+
+
+def test_no_jinja_is_left(rendered) -> None:
+    _, _, project = rendered
+    leftovers = []
+    for path in project.rglob("*"):
+        relative = path.relative_to(project)
+        if UNRENDERED.search(str(relative)) or path.suffix == ".jinja":
+            leftovers.append(str(relative))
+        elif path.is_file() and path.suffix not in {".lock"} and path.name != "package-lock.json":
+            if UNRENDERED.search(path.read_text(errors="replace")):
+                leftovers.append(str(relative))
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("combination", sorted(COMPOSE_COMBINATIONS))
+def test_compose_combination_is_valid(rendered, combination) -> None:
+    _, _, project = rendered
+    result = compose_config(project, combination, "--quiet")
+    assert result.returncode == 0, result.stderr
+
+
+def _config(project: Path, combination: str) -> dict:
+    result = compose_config(project, combination, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_compose_holds_what_was_asked(rendered) -> None:
+    _, answers, project = rendered
+    apps = {s["name"] for s in services_of(answers)}
+    backing = {n for n in ("postgres", "redis", "rabbitmq") if enabled(answers, n)}
+    development = {
+        compose for name, compose in DEVELOPMENT_SERVICES.items() if enabled(answers, name)
+    }
+    base = _config(project, "base")
+    assert set(base["services"]) == apps | backing
+    network = answers.get("network_name", "app-network")
+    subnet = answers.get("network_subnet", "172.20.0.0/16")
+    assert base["networks"][network]["ipam"]["config"][0]["subnet"] == subnet
+    for name, service in base["services"].items():
+        assert "healthcheck" in service, f"{name} has no healthcheck"
+        assert service.get("restart"), f"{name} has no restart policy"
+        assert set(service["networks"]) == {network}
+        for dependency in service.get("depends_on", {}).values():
+            assert dependency["condition"] == "service_healthy"
+    dev = _config(project, "development")
+    assert set(dev["services"]) == apps | backing | set(development)
+
+
+def test_production_publishes_only_frontend_and_api_ports(rendered) -> None:
+    _, answers, project = rendered
+    production = _config(project, "production")
+    published = {
+        name for name, service in production["services"].items() if service.get("ports")
+    }
+    expected = {s["name"] for s in services_of(answers) if s["kind"] in ("fastapi", "react-vite")}
+    assert published == expected
+    for service in services_of(answers):
+        limits = production["services"][service["name"]]["deploy"]["resources"]["limits"]
+        assert limits["memory"] and limits["cpus"]
+        if service["kind"] != "react-vite":
+            assert production["services"][service["name"]]["deploy"]["replicas"] >= 1
+
+
+def test_development_publishes_backing_ports(rendered) -> None:
+    _, answers, project = rendered
+    dev = _config(project, "development")
+    if answers.get("postgres", True):
+        published = [p["published"] for p in dev["services"]["postgres"]["ports"]]
+        assert published == [str(answers.get("postgres_port", 5432))]
+    if answers.get("rabbitmq", True):
+        targets = sorted(p["target"] for p in dev["services"]["rabbitmq"]["ports"])
+        assert targets == [5672, 15672]
+
+
+def test_every_dockerfile_passes_hadolint(rendered) -> None:
+    _, _, project = rendered
+    dockerfiles = sorted(project.glob("services/*/Dockerfile"))
+    assert dockerfiles
+    for dockerfile in dockerfiles:
+        result = hadolint(dockerfile)
+        assert result.returncode == 0, f"{dockerfile}: {result.stdout}{result.stderr}"
+        text = dockerfile.read_text()
+        assert "AS development" in text and "AS production" in text
+        assert re.search(r"^USER \d+", text, re.M), f"{dockerfile} never drops root"
+        assert ":latest" not in text
+
+
+def test_every_yaml_file_passes_yamllint(rendered) -> None:
+    _, _, project = rendered
+    result = yamllint(project)
+    assert result.returncode == 0, result.stdout
+
+
+def test_answers_file_records_answers_but_no_secret(rendered) -> None:
+    _, answers, project = rendered
+    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert recorded["services"] == services_of(answers)
+    env = (project / "config/.env").read_text()
+    secrets = [line.split("=", 1)[1] for line in env.splitlines() if re.match(r"^\w+(PASSWORD|PASS|SECRET_KEY)=", line)]
+    assert len(secrets) >= 4
+    answers_text = (project / ".copier-answers.yml").read_text()
+    assert not any(secret in answers_text for secret in secrets)
+
+
+def test_every_api_gets_its_own_database(rendered) -> None:
+    _, answers, project = rendered
+    sql = (project / "config/postgres/init/01-create-databases.sql").read_text()
+    apis = [s["name"].replace("-", "_") for s in services_of(answers) if s["kind"] == "fastapi"]
+    assert re.findall(r'CREATE DATABASE "(\w+)";', sql) == apis
+
+
+def test_devcontainers_point_at_their_service(rendered) -> None:
+    _, answers, project = rendered
+    for service in services_of(answers):
+        config = json.loads((project / f".devcontainer/{service['name']}-container/devcontainer.json").read_text())
+        assert config["service"] == service["name"]
+        assert config["dockerComposeFile"] == ["../../docker-compose.yml", "../../docker-compose.development.yml"]
+        assert config["workspaceFolder"] == "/app"
