@@ -57,3 +57,12 @@ def test_show_refuses_a_folder_that_is_no_project(cli, tmp_path) -> None:
     result = cli.invoke(app, ["show", str(tmp_path)])
     assert result.exit_code == 1
     assert "is not a stackplate project" in result.output
+
+
+def test_questions_reference_matches_copier_yml() -> None:
+    from stackplate.questions_doc import render
+
+    root = Path(__file__).resolve().parents[1]
+    assert (root / "docs/questions.md").read_text() == render(root / "copier.yml"), (
+        "docs/questions.md is stale: run python -m stackplate.questions_doc > docs/questions.md"
+    )
