@@ -50,5 +50,6 @@ shift
 install_apt_packages
 install_uv
 export UV_PYTHON_DOWNLOADS=never
-[ "$session" = test ] && session=tests
-exec uvx --quiet --from 'nox>=2024.10' nox --default-venv-backend uv --session "$session" -- "$@"
+# "test" is the whole suite: the linters, then pytest.
+sessions=("$session"); [ "$session" = test ] && sessions=(lint tests)
+exec uvx --quiet --from 'nox>=2024.10' nox --default-venv-backend uv --sessions "${sessions[@]}" -- "$@"

@@ -13,14 +13,16 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
 
 PYTHON = "3.11"
+PYTHON_SOURCES = ("src", "extensions", "tests", "bench", "noxfile.py")
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff on our Python, yamllint on our YAML."""
+    """ruff (lint and format) on our Python, yamllint on our YAML."""
     session.install("ruff", "yamllint")
-    session.run("ruff", "check", "src", "extensions", "tests", "bench", "noxfile.py")
-    session.run("yamllint", "-s", "copier.yml", ".yamllint")
+    session.run("ruff", "check", *PYTHON_SOURCES)
+    session.run("ruff", "format", "--check", *PYTHON_SOURCES)
+    session.run("yamllint", "-s", ".")
 
 
 @nox.session(python=PYTHON)
@@ -42,7 +44,8 @@ def render(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """Render the default project and show what it made."""
     session.install("-e", ".")
-    destination = Path(session.posargs[0] if session.posargs else "demo-project").resolve()
+    default = Path(tempfile.mkdtemp(prefix="stackplate-demo-")) / "my-stack"
+    destination = Path(session.posargs[0]).resolve() if session.posargs else default
     session.run("stackplate", "new", str(destination))
     session.run("stackplate", "show", str(destination))
 

@@ -47,7 +47,7 @@ class MarkerBlocks(Extension):
     lines in the body are normalised, so every render is byte-for-byte the same.
     """
 
-    tags = {"marker"}
+    tags = frozenset({"marker"})
 
     def parse(self, parser: Any) -> nodes.Node:
         lineno = next(parser.stream).lineno

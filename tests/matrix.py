@@ -49,7 +49,11 @@ def services_of(answers: dict) -> list[dict]:
 
 
 # Development services by answer name, with their compose service names.
-DEVELOPMENT_SERVICES = {"ollama": "ollama", "pgadmin": "pgadmin", "redis_commander": "redis-commander"}
+DEVELOPMENT_SERVICES = {
+    "ollama": "ollama",
+    "pgadmin": "pgadmin",
+    "redis_commander": "redis-commander",
+}
 # What a switch defaults to when the answers leave it out (as in copier.yml).
 _SWITCH_DEFAULT_FROM = {"pgadmin": "postgres", "redis_commander": "redis"}
 

@@ -17,7 +17,9 @@ def test_dns_labels_refused(name) -> None:
     assert "is not a DNS label" in answers.dns_label_problem(name, "name")
 
 
-@pytest.mark.parametrize(("text", "slug"), [("My Stack", "my-stack"), ("  2 Fast 4 U!", "fast-4-u"), ("???", "project")])
+@pytest.mark.parametrize(
+    ("text", "slug"), [("My Stack", "my-stack"), ("  2 Fast 4 U!", "fast-4-u"), ("???", "project")]
+)
 def test_slugify(text, slug) -> None:
     assert answers.slugify(text) == slug
     assert answers.dns_label_problem(slug, "slug") is None
@@ -41,12 +43,24 @@ def test_app_services_fill_in_the_api_each_client_serves() -> None:
 
 
 def test_published_ports_stop_at_the_question_asked() -> None:
-    given = {"services": [{"name": "api", "kind": "fastapi", "port": 8000}], "postgres": True,
-             "postgres_port": 5432, "redis": False, "redis_port": 6379, "rabbitmq": True, "rabbitmq_port": 5672}
-    assert answers.published_ports(given, upto="rabbitmq_port") == {8000: "service 'api'", 5432: "postgres_port"}
+    given = {
+        "services": [{"name": "api", "kind": "fastapi", "port": 8000}],
+        "postgres": True,
+        "postgres_port": 5432,
+        "redis": False,
+        "redis_port": 6379,
+        "rabbitmq": True,
+        "rabbitmq_port": 5672,
+    }
+    assert answers.published_ports(given, upto="rabbitmq_port") == {
+        8000: "service 'api'",
+        5432: "postgres_port",
+    }
     # A service that is off publishes nothing.
     assert answers.port_answer_problem("rabbitmq_port", 6379, given) is None
-    assert "already published by postgres_port" in answers.port_answer_problem("rabbitmq_port", 5432, given)
+    assert "already published by postgres_port" in answers.port_answer_problem(
+        "rabbitmq_port", 5432, given
+    )
 
 
 @pytest.mark.parametrize("value", [True, False])

@@ -18,7 +18,9 @@ def cli(template_copy, monkeypatch) -> CliRunner:
 
 def test_new_renders_and_show_lists_it(cli, tmp_path) -> None:
     destination = tmp_path / "shop"
-    result = cli.invoke(app, ["new", str(destination), "--data", "project_name=Shop Floor", "--data", "redis=false"])
+    result = cli.invoke(
+        app, ["new", str(destination), "--data", "project_name=Shop Floor", "--data", "redis=false"]
+    )
     assert result.exit_code == 0, result.output
     assert (destination / "docker-compose.yml").is_file()
     shown = cli.invoke(app, ["show", str(destination)])
@@ -30,7 +32,9 @@ def test_new_renders_and_show_lists_it(cli, tmp_path) -> None:
 
 def test_new_with_a_bad_answer_says_one_line_and_writes_nothing(cli, tmp_path) -> None:
     destination = tmp_path / "shop"
-    result = cli.invoke(app, ["new", str(destination), "--data", "services=[{name: a, kind: fastapi, port: 0}]"])
+    result = cli.invoke(
+        app, ["new", str(destination), "--data", "services=[{name: a, kind: fastapi, port: 0}]"]
+    )
     assert result.exit_code == 1
     assert result.output.strip() == (
         "stackplate: Validation error for question 'services': service 'a' port 0 is not a port: "

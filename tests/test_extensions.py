@@ -14,7 +14,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "jinja"
 
 @pytest.fixture(scope="module")
 def extension_module():
-    spec = importlib.util.spec_from_file_location("stackplate_jinja_under_test", REPO / "extensions/stackplate_jinja.py")
+    spec = importlib.util.spec_from_file_location(
+        "stackplate_jinja_under_test", REPO / "extensions/stackplate_jinja.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -60,11 +62,15 @@ def test_marker_block_renders_the_same_bytes_every_time(env) -> None:
 
 def test_empty_marker_block_keeps_both_lines(env) -> None:
     rendered = env.get_template("empty.yml.jinja").render()
-    assert rendered == "services:\n    ##<<DEVELOPMENT_SERVICES>>\n    ##<</DEVELOPMENT_SERVICES>>\n"
+    assert (
+        rendered == "services:\n    ##<<DEVELOPMENT_SERVICES>>\n    ##<</DEVELOPMENT_SERVICES>>\n"
+    )
 
 
 def test_of_kind_filter_normalises_and_selects(env) -> None:
-    template = env.from_string("{% for s in services | of_kind('node-worker') %}{{ s.name }}->{{ s.api }};{% endfor %}")
+    template = env.from_string(
+        "{% for s in services | of_kind('node-worker') %}{{ s.name }}->{{ s.api }};{% endfor %}"
+    )
     services = [{"name": "a", "kind": "fastapi", "port": 1}, {"name": "w", "kind": "node-worker"}]
     assert template.render(services=services) == "w->a;"
 
@@ -80,4 +86,7 @@ def test_answer_problem_reads_the_answers_in_context(env) -> None:
     template = env.from_string("{{ answer_problem('redis_port') }}")
     given = {"services": [{"name": "api", "kind": "fastapi", "port": 8000}], "redis": True}
     assert template.render(**given, redis_port=6379) == ""
-    assert template.render(**given, redis_port=8000) == "redis_port 8000 is already published by service 'api'"
+    assert (
+        template.render(**given, redis_port=8000)
+        == "redis_port 8000 is already published by service 'api'"
+    )

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import copier
+import pexpect
 import pytest
 import yaml
 
@@ -14,6 +15,7 @@ API = {"name": "api", "kind": "fastapi", "port": 8000}
 WORKER = {"name": "worker", "kind": "node-worker"}
 
 # (answers, question named in the error, words the message must hold)
+# fmt: off
 BAD_ANSWERS = {
     "name-not-dns": ({"services": [{"name": "Api_1", "kind": "fastapi", "port": 8000}]}, "services", "'Api_1' is not a DNS label"),
     "name-too-long": ({"services": [{"name": "a" * 64, "kind": "fastapi", "port": 8000}]}, "services", "is not a DNS label"),
@@ -44,6 +46,7 @@ BAD_ANSWERS = {
     "network-name-not-dns": ({"network_name": "app network"}, "network_name", "'app network' is not a DNS label"),
     "project-name-empty": ({"project_name": "  "}, "project_name", "must not be empty"),
 }
+# fmt: on
 
 
 @pytest.mark.parametrize("case", sorted(BAD_ANSWERS))
@@ -51,7 +54,14 @@ def test_bad_answer_is_refused_and_nothing_written(case, template_copy, tmp_path
     answers, question, words = BAD_ANSWERS[case]
     destination = tmp_path / "project"
     with pytest.raises(ValueError) as error:
-        copier.run_copy(str(template_copy), str(destination), data=answers, defaults=True, unsafe=True, quiet=True)
+        copier.run_copy(
+            str(template_copy),
+            str(destination),
+            data=answers,
+            defaults=True,
+            unsafe=True,
+            quiet=True,
+        )
     message = str(error.value)
     assert message.startswith(f"Validation error for question '{question}': ")
     assert words in message
@@ -62,7 +72,14 @@ def test_bad_answer_is_refused_and_nothing_written(case, template_copy, tmp_path
 def _copier_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """The real ``copier`` command line of this environment, in a subprocess."""
     copier_script = Path(sys.executable).with_name("copier")
-    return subprocess.run([str(copier_script), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(copier_script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _last_line(stderr: str) -> str:
@@ -70,7 +87,16 @@ def _last_line(stderr: str) -> str:
 
 
 def test_cli_data_error_ends_with_one_line(template_copy, tmp_path) -> None:
-    result = _copier_cli("copy", "--trust", "--defaults", "--data", "redis_port=8000", str(template_copy), "out", cwd=tmp_path)
+    result = _copier_cli(
+        "copy",
+        "--trust",
+        "--defaults",
+        "--data",
+        "redis_port=8000",
+        str(template_copy),
+        "out",
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert _last_line(result.stderr) == (
@@ -81,10 +107,70 @@ def test_cli_data_error_ends_with_one_line(template_copy, tmp_path) -> None:
 
 def test_cli_data_file_error_ends_with_one_line(template_copy, tmp_path) -> None:
     data_file = tmp_path / "answers.yml"
-    data_file.write_text(yaml.safe_dump({"services": [{"name": "web", "kind": "react-vite", "port": 99999}]}))
-    result = _copier_cli("copy", "--trust", "--defaults", "--data-file", str(data_file), str(template_copy), "out", cwd=tmp_path)
+    data_file.write_text(
+        yaml.safe_dump({"services": [{"name": "web", "kind": "react-vite", "port": 99999}]})
+    )
+    result = _copier_cli(
+        "copy",
+        "--trust",
+        "--defaults",
+        "--data-file",
+        str(data_file),
+        str(template_copy),
+        "out",
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "question 'services'" in _last_line(result.stderr)
     assert "port 99999 is not a port" in _last_line(result.stderr)
+    assert not (tmp_path / "out").exists()
+
+
+def test_interactive_bad_answer_is_named_and_nothing_is_written(template_copy, tmp_path) -> None:
+    """Asked at the prompt, a bad port is shown with the question and value, and not taken."""
+    # Every answer but redis_port comes from --data, so the prompt asks just that one.
+    given = {
+        "project_name": "Shop",
+        "project_slug": "shop",
+        "description": "d",
+        "author": "a",
+        "services": "[{name: api, kind: fastapi, port: 8000}]",
+        "postgres": "true",
+        "postgres_port": "5432",
+        "postgres_version": "17",
+        "redis": "true",
+        "redis_version": "7",
+        "rabbitmq": "false",
+        "ollama": "false",
+        "pgadmin": "false",
+        "redis_commander": "false",
+        "network_name": "net",
+        "network_subnet": "10.0.0.0/24",
+    }
+    args = [
+        "copy",
+        "--trust",
+        *(f"--data={k}={v}" for k, v in given.items()),
+        str(template_copy),
+        "out",
+    ]
+    child = pexpect.spawn(
+        str(Path(sys.executable).with_name("copier")),
+        args,
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 240),
+    )
+    child.expect("Redis port published in development")
+    child.sendcontrol("u")  # clear the default, 6379
+    child.sendline("8000")
+    child.expect(
+        r"Validation error for question 'redis_port': redis_port 8000 is already published by service 'api'"
+    )
+    child.sendcontrol("c")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
     assert not (tmp_path / "out").exists()

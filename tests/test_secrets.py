@@ -7,11 +7,21 @@ from pathlib import Path
 
 import pytest
 
-SECRET_NAMES = ("POSTGRES_PASSWORD", "RABBITMQ_DEFAULT_PASS", "JWT_SECRET_KEY", "FIRST_ADMIN_PASSWORD", "PGADMIN_DEFAULT_PASSWORD")
+SECRET_NAMES = (
+    "POSTGRES_PASSWORD",
+    "RABBITMQ_DEFAULT_PASS",
+    "JWT_SECRET_KEY",
+    "FIRST_ADMIN_PASSWORD",
+    "PGADMIN_DEFAULT_PASSWORD",
+)
 
 
 def env_of(project: Path, name: str = "config/.env") -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in (project / name).read_text().splitlines() if re.match(r"^[A-Z_]+=", line))
+    pairs = (
+        line.split("=", 1)
+        for line in (project / name).read_text().splitlines()
+        if re.match(r"^[A-Z_]+=", line)
+    )
     return dict(pairs)
 
 

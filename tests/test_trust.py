@@ -10,7 +10,12 @@ from pathlib import Path
 def _copier(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(Path(sys.executable).with_name("copier")), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
 
 

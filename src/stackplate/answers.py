@@ -92,7 +92,9 @@ def _entry_problem(index: int, entry: Any) -> str | None:
         return f"service {name!r} has kind {kind!r}: use one of {', '.join(KINDS)}"
     if kind == "node-worker":
         if entry.get("port") is not None:
-            return f"service {name!r} is a node-worker and has no port: remove port {entry['port']!r}"
+            return (
+                f"service {name!r} is a node-worker and has no port: remove port {entry['port']!r}"
+            )
     else:
         problem = port_problem(entry.get("port"), f"service {name!r} port")
         if problem:
@@ -119,9 +121,13 @@ def _links_problem(entries: list[Mapping[str, Any]]) -> str | None:
             if entry["kind"] == "fastapi":
                 return f"service {name!r} is a fastapi service and cannot name an api"
             if entry["api"] not in apis:
-                return f"service {name!r} names api {entry['api']!r}, which is not a fastapi service"
+                return (
+                    f"service {name!r} names api {entry['api']!r}, which is not a fastapi service"
+                )
         elif entry["kind"] == "react-vite" and not apis:
-            return f"service {name!r} is a react-vite frontend and needs a fastapi service to talk to"
+            return (
+                f"service {name!r} is a react-vite frontend and needs a fastapi service to talk to"
+            )
     return None
 
 
@@ -189,9 +195,7 @@ def port_answer_problem(question: str, value: Any, answers: Mapping[str, Any]) -
 
 
 def kinds_in(answers: Mapping[str, Any]) -> set[str]:
-    return {
-        s.get("kind") for s in answers.get("services") or [] if isinstance(s, Mapping)
-    }
+    return {s.get("kind") for s in answers.get("services") or [] if isinstance(s, Mapping)}
 
 
 # Which backing service each kind of app service cannot run without.

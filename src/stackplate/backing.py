@@ -18,6 +18,7 @@ Linux only: leftover detection reads ``/proc``.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import pwd
 import re
@@ -293,15 +294,11 @@ class _Process:
 
     def _kill_group(self, family: AbstractSet[_ProcInfo] = frozenset()) -> None:
         # Helpers (erl_child_setup, inet_gethost) share the group; see _family for the rest.
-        try:
+        with contextlib.suppress(OSError):  # the group may be empty already
             os.killpg(self.popen.pid, signal.SIGKILL)
-        except OSError:
-            pass  # group already empty
         for straggler in _still_running(family):
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(straggler.pid, signal.SIGKILL)
-            except OSError:
-                pass
         self.popen.wait()
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline and (
@@ -490,8 +487,16 @@ def _psql(url: str, sql: str) -> str:
     if parts.password is not None:
         env["PGPASSWORD"] = unquote(parts.password)
     dbname = parts._replace(netloc=f"{user}{host}").geturl()
-    cmd = [find_binary("psql", "postgres"), "--no-psqlrc", "--quiet", "--tuples-only",
-           "--no-align", "--set=ON_ERROR_STOP=1", f"--dbname={dbname}", f"--command={sql}"]  # fmt: skip
+    cmd = [
+        find_binary("psql", "postgres"),
+        "--no-psqlrc",
+        "--quiet",
+        "--tuples-only",
+        "--no-align",
+        "--set=ON_ERROR_STOP=1",
+        f"--dbname={dbname}",
+        f"--command={sql}",
+    ]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
     except subprocess.TimeoutExpired:

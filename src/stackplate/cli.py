@@ -70,8 +70,10 @@ def show(
         typer.echo(f"  {service['name']:<20} {service['kind']:<12} port {port}")
     for name in ("postgres", "redis", "rabbitmq", "ollama", "pgadmin", "redis_commander"):
         if answers.get(name):
-            typer.echo(f"  {name:<20} {'backing' if name in BACKING_SERVICES else 'development':<12} "
-                       f"port {answers.get(name + '_port')}")
+            typer.echo(
+                f"  {name:<20} {'backing' if name in BACKING_SERVICES else 'development':<12} "
+                f"port {answers.get(name + '_port')}"
+            )
     files = sorted(p for p in project.rglob("*") if p.is_file() and ".git" not in p.parts)
     typer.echo(f"{len(files)} files:")
     for path in files:

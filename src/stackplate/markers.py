@@ -10,8 +10,6 @@ template, and the CLI imports it as ``stackplate.markers``.
 
 from __future__ import annotations
 
-import re
-
 
 def begin_line(name: str) -> str:
     return f"##<<{name}>>"

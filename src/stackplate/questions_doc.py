@@ -50,7 +50,8 @@ def _cell(value: object) -> str:
 
 def render(copier_yml: Path) -> str:
     questions = {
-        name: spec for name, spec in yaml.safe_load(copier_yml.read_text()).items()
+        name: spec
+        for name, spec in yaml.safe_load(copier_yml.read_text()).items()
         if not name.startswith("_")
     }
     rows = []
@@ -64,8 +65,12 @@ def render(copier_yml: Path) -> str:
         )
     services_default = questions["services"]["default"].rstrip()
     return (
-        HEADER + "\n".join(rows) + "\n\n## Default `services`\n\n```yaml\n"
-        + services_default + "\n```\n" + RULES
+        HEADER
+        + "\n".join(rows)
+        + "\n\n## Default `services`\n\n```yaml\n"
+        + services_default
+        + "\n```\n"
+        + RULES
     )
 
 
