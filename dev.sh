@@ -34,7 +34,8 @@ install_apt_packages() {
 }
 
 install_uv() {
-  command -v uv >/dev/null 2>&1 && return
+  # Called as "python3 -m uv": a fresh pip install may not be on PATH yet (pyenv shims).
+  python3 -m uv --version >/dev/null 2>&1 && return
   echo "dev.sh: installing uv" >&2
   python3 -m pip install --quiet --disable-pip-version-check uv
 }
@@ -52,4 +53,4 @@ install_uv
 export UV_PYTHON_DOWNLOADS=never
 # "test" is the whole suite: the linters, then pytest.
 sessions=("$session"); [ "$session" = test ] && sessions=(lint tests)
-exec uvx --quiet --from 'nox>=2024.10' nox --default-venv-backend uv --sessions "${sessions[@]}" -- "$@"
+exec python3 -m uv tool run --quiet --from 'nox[uv]>=2024.10' nox --default-venv-backend uv --sessions "${sessions[@]}" -- "$@"
