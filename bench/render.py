@@ -63,9 +63,7 @@ THIRTY_TARGET_S = 3.0
 LINEAR_TOLERANCE = 1.5
 
 # A path part such as: {% yield svc from services | of_kind("x") %}{{ svc.name }}{% endyield %}
-YIELD_PART = re.compile(
-    r"^\{%-?\s*yield\s+(\w+)\s+from\s+(.+?)\s*-?%\}(.*)\{%-?\s*endyield\s*-?%\}$"
-)
+YIELD_PART = re.compile(r"^\{%-?\s*yield\s+(\w+)\s+from\s+(.+?)\s*-?%\}(.*)\{%-?\s*endyield\s*-?%\}$")
 
 
 # ------------------------------------------------------------------ inputs

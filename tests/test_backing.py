@@ -152,9 +152,7 @@ def test_env_urls_are_used_instead_of_starting_servers(
     monkeypatch.setenv("STACKPLATE_RABBITMQ_URL", external_amqp)
 
     with BackingServices() as second:
-        assert second.urls == backing.BackingUrls(
-            pg_redis.urls.postgres, pg_redis.urls.redis, external_amqp
-        )
+        assert second.urls == backing.BackingUrls(pg_redis.urls.postgres, pg_redis.urls.redis, external_amqp)
         assert second.pids == ()
         assert second.root is None
         with pytest.raises(BackingServiceError, match="STACKPLATE_REDIS_URL"):

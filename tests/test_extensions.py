@@ -62,9 +62,7 @@ def test_marker_block_renders_the_same_bytes_every_time(env) -> None:
 
 def test_empty_marker_block_keeps_both_lines(env) -> None:
     rendered = env.get_template("empty.yml.jinja").render()
-    assert (
-        rendered == "services:\n    ##<<DEVELOPMENT_SERVICES>>\n    ##<</DEVELOPMENT_SERVICES>>\n"
-    )
+    assert rendered == "services:\n    ##<<DEVELOPMENT_SERVICES>>\n    ##<</DEVELOPMENT_SERVICES>>\n"
 
 
 def test_of_kind_filter_normalises_and_selects(env) -> None:
@@ -87,6 +85,5 @@ def test_answer_problem_reads_the_answers_in_context(env) -> None:
     given = {"services": [{"name": "api", "kind": "fastapi", "port": 8000}], "redis": True}
     assert template.render(**given, redis_port=6379) == ""
     assert (
-        template.render(**given, redis_port=8000)
-        == "redis_port 8000 is already published by service 'api'"
+        template.render(**given, redis_port=8000) == "redis_port 8000 is already published by service 'api'"
     )

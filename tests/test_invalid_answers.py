@@ -107,9 +107,7 @@ def test_cli_data_error_ends_with_one_line(template_copy, tmp_path) -> None:
 
 def test_cli_data_file_error_ends_with_one_line(template_copy, tmp_path) -> None:
     data_file = tmp_path / "answers.yml"
-    data_file.write_text(
-        yaml.safe_dump({"services": [{"name": "web", "kind": "react-vite", "port": 99999}]})
-    )
+    data_file.write_text(yaml.safe_dump({"services": [{"name": "web", "kind": "react-vite", "port": 99999}]}))
     result = _copier_cli(
         "copy",
         "--trust",

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import COMPOSE_COMBINATIONS, compose_config, hadolint, yamllint
+from conftest import hadolint, yamllint
 from matrix import DEVELOPMENT_SERVICES, MATRIX, enabled, services_of
 
+from stackplate import compose
 from stackplate.answers import services_problem
 
 # Jinja left in a rendered file; "${{" (GitHub Actions) and "${" (nginx, VS Code) are not Jinja.
@@ -53,9 +54,7 @@ def test_expected_files_are_present(rendered) -> None:
     for service in services_of(answers):
         folder = f"services/{service['name']}"
         missing += [
-            f"{folder}/{f}"
-            for f in FILES_BY_KIND[service["kind"]]
-            if not (project / folder / f).is_file()
+            f"{folder}/{f}" for f in FILES_BY_KIND[service["kind"]] if not (project / folder / f).is_file()
         ]
         devcontainer = f".devcontainer/{service['name']}-container/devcontainer.json"
         if not (project / devcontainer).is_file():
@@ -86,27 +85,19 @@ def test_no_jinja_is_left(rendered) -> None:
     assert leftovers == []
 
 
-@pytest.mark.parametrize("combination", sorted(COMPOSE_COMBINATIONS))
+@pytest.mark.parametrize("combination", sorted(compose.COMBINATIONS))
 def test_compose_combination_is_valid(rendered, combination) -> None:
     _, _, project = rendered
-    result = compose_config(project, combination, "--quiet")
+    result = compose.run_config(project, combination, "--quiet")
     assert result.returncode == 0, result.stderr
-
-
-def _config(project: Path, combination: str) -> dict:
-    result = compose_config(project, combination, "--format", "json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def test_compose_holds_what_was_asked(rendered) -> None:
     _, answers, project = rendered
     apps = {s["name"] for s in services_of(answers)}
     backing = {n for n in ("postgres", "redis", "rabbitmq") if enabled(answers, n)}
-    development = {
-        compose for name, compose in DEVELOPMENT_SERVICES.items() if enabled(answers, name)
-    }
-    base = _config(project, "base")
+    development = {compose for name, compose in DEVELOPMENT_SERVICES.items() if enabled(answers, name)}
+    base = compose.resolved(project, "base")
     assert set(base["services"]) == apps | backing
     network = answers.get("network_name", "app-network")
     subnet = answers.get("network_subnet", "172.20.0.0/16")
@@ -117,13 +108,13 @@ def test_compose_holds_what_was_asked(rendered) -> None:
         assert set(service["networks"]) == {network}
         for dependency in service.get("depends_on", {}).values():
             assert dependency["condition"] == "service_healthy"
-    dev = _config(project, "development")
+    dev = compose.resolved(project, "development")
     assert set(dev["services"]) == apps | backing | set(development)
 
 
 def test_production_publishes_only_frontend_and_api_ports(rendered) -> None:
     _, answers, project = rendered
-    production = _config(project, "production")
+    production = compose.resolved(project, "production")
     published = {name for name, service in production["services"].items() if service.get("ports")}
     expected = {s["name"] for s in services_of(answers) if s["kind"] in ("fastapi", "react-vite")}
     assert published == expected
@@ -136,7 +127,7 @@ def test_production_publishes_only_frontend_and_api_ports(rendered) -> None:
 
 def test_development_publishes_backing_ports(rendered) -> None:
     _, answers, project = rendered
-    dev = _config(project, "development")
+    dev = compose.resolved(project, "development")
     if answers.get("postgres", True):
         published = [p["published"] for p in dev["services"]["postgres"]["ports"]]
         assert published == [str(answers.get("postgres_port", 5432))]

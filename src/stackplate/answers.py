@@ -92,9 +92,7 @@ def _entry_problem(index: int, entry: Any) -> str | None:
         return f"service {name!r} has kind {kind!r}: use one of {', '.join(KINDS)}"
     if kind == "node-worker":
         if entry.get("port") is not None:
-            return (
-                f"service {name!r} is a node-worker and has no port: remove port {entry['port']!r}"
-            )
+            return f"service {name!r} is a node-worker and has no port: remove port {entry['port']!r}"
     else:
         problem = port_problem(entry.get("port"), f"service {name!r} port")
         if problem:
@@ -121,13 +119,9 @@ def _links_problem(entries: list[Mapping[str, Any]]) -> str | None:
             if entry["kind"] == "fastapi":
                 return f"service {name!r} is a fastapi service and cannot name an api"
             if entry["api"] not in apis:
-                return (
-                    f"service {name!r} names api {entry['api']!r}, which is not a fastapi service"
-                )
+                return f"service {name!r} names api {entry['api']!r}, which is not a fastapi service"
         elif entry["kind"] == "react-vite" and not apis:
-            return (
-                f"service {name!r} is a react-vite frontend and needs a fastapi service to talk to"
-            )
+            return f"service {name!r} is a react-vite frontend and needs a fastapi service to talk to"
     return None
 
 
@@ -231,4 +225,60 @@ def subnet_problem(value: Any, services_count: int = 0) -> str | None:
     needed = 1 + len(BACKING_SERVICES) + len(DEVELOPMENT_SERVICES) + services_count
     if network.num_addresses - 2 < needed:
         return f"network_subnet {value!r} is too small: the stack needs {needed} addresses"
+    return None
+
+
+# -------------------------------------------------------- whole answer sets
+
+# The questions with a validator, in the order Copier asks them.
+VALIDATED_QUESTIONS = (
+    "project_name",
+    "project_slug",
+    "services",
+    "postgres",
+    "postgres_port",
+    "redis",
+    "redis_port",
+    "rabbitmq",
+    "rabbitmq_port",
+    "rabbitmq_management_port",
+    "ollama",
+    "ollama_port",
+    "pgadmin",
+    "pgadmin_port",
+    "redis_commander",
+    "redis_commander_port",
+    "network_name",
+    "network_subnet",
+)
+_SWITCH_OF_PORT = dict(PORT_QUESTIONS)
+
+
+def question_problem(question: str, answers: Mapping[str, Any]) -> str | None:
+    """Why the answer to ``question`` in ``answers`` is bad (earlier answers as context)."""
+    value = answers.get(question)
+    if question == "services":
+        return services_problem(value)
+    if question in ("project_slug", "network_name"):
+        return dns_label_problem(value, question)
+    if question in _SWITCH_OF_PORT:
+        return port_answer_problem(question, value, answers)
+    if question in BACKING_SERVICES or question in DEVELOPMENT_SERVICES:
+        return switch_problem(question, value, answers)
+    if question == "network_subnet":
+        return subnet_problem(value, len(answers.get("services") or []))
+    if question == "project_name":
+        return None if str(value or "").strip() else "project_name must not be empty"
+    raise ValueError(f"no rule for question {question!r}")
+
+
+def first_problem(answers: Mapping[str, Any]) -> str | None:
+    """The first bad answer of a whole answer set, worded as Copier words it."""
+    for question in VALIDATED_QUESTIONS:
+        switch = _SWITCH_OF_PORT.get(question)
+        if question not in answers or (switch and not answers.get(switch)):
+            continue  # not asked (its service is off) or left to its default
+        problem = question_problem(question, answers)
+        if problem:
+            return f"Validation error for question '{question}': {problem}"
     return None

@@ -228,9 +228,7 @@ def _live_processes() -> list[_ProcInfo]:
         fields = stat[stat.rindex(")") + 2 :].split()
         if fields[0] != "Z":
             found.append(
-                _ProcInfo(
-                    int(entry.name), int(fields[19]), ppid=int(fields[1]), pgrp=int(fields[2])
-                )
+                _ProcInfo(int(entry.name), int(fields[19]), ppid=int(fields[1]), pgrp=int(fields[2]))
             )
     return found
 
@@ -378,9 +376,7 @@ class _Server:
 
     def error(self, problem: str) -> BackingServiceError:
         """An error naming this server, with the end of its log for diagnosis."""
-        return BackingServiceError(
-            f"{self.name}: {problem}; last lines of {self.log}:\n{_tail(self.log)}"
-        )
+        return BackingServiceError(f"{self.name}: {problem}; last lines of {self.log}:\n{_tail(self.log)}")
 
     def stop(self) -> None:
         """Stop every process of this server (idempotent)."""

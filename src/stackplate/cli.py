@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +11,12 @@ import typer
 import yaml
 
 from stackplate.answers import BACKING_SERVICES, app_services
+from stackplate.check import check_project
+from stackplate.compose import ComposeError
+from stackplate.markers import MarkerError
+from stackplate.project import ProjectError
 from stackplate.template import RenderError, render_project
+from stackplate.update import UpdateResult, add_service, remove_service, update_project
 
 app = typer.Typer(
     help="Render and maintain a multi-service project from the stackplate template.",
@@ -78,6 +85,92 @@ def show(
     typer.echo(f"{len(files)} files:")
     for path in files:
         typer.echo(f"  {path.relative_to(project)}")
+
+
+class Kind(StrEnum):
+    fastapi = "fastapi"
+    node_worker = "node-worker"
+    react_vite = "react-vite"
+
+
+ProjectDir = Annotated[Path, typer.Option("--project", "-C", help="The project folder")]
+
+
+def report(result: UpdateResult) -> None:
+    """Say what an update did; exit 1 when conflicts or problems are left."""
+    for name in result.regenerated:
+        typer.echo(f"regenerated blocks in {name}")
+    for name in result.removed:
+        typer.echo(f"removed {name}")
+    for name in result.conflicts:
+        typer.secho(f"conflict left in {name}: resolve the <<<<<<< markers", err=True, fg="red")
+    for problem in result.problems:
+        typer.secho(f"check: {problem}", err=True, fg="red")
+    if not result.ok:
+        raise typer.Exit(1)
+    typer.echo("updated; stackplate check passes")
+
+
+@app.command()
+def check(
+    project: Annotated[Path, typer.Argument(help="A rendered project folder")] = Path("."),
+) -> None:
+    """Markers well formed, blocks equal to what the answers render, compose files valid."""
+    try:
+        problems = check_project(project)
+    except (ProjectError, ComposeError) as error:
+        fail(str(error))
+    for problem in problems:
+        typer.echo(problem)
+    if problems:
+        fail(f"{len(problems)} problem(s) in {project}")
+    typer.echo(f"{project}: in sync with its answers")
+
+
+@app.command()
+def update(
+    project: ProjectDir = Path("."),
+    vcs_ref: Annotated[
+        str | None, typer.Option(help="Template version (git tag or commit); default the newest")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Regenerate blocks even where they were edited by hand")
+    ] = False,
+) -> None:
+    """Pull template changes: copier update with inline conflicts, then stackplate check."""
+    report(_run(lambda: update_project(project, vcs_ref=vcs_ref, force=force)))
+
+
+@app.command("add-service")
+def add_service_command(
+    name: Annotated[str, typer.Argument(help="Service name (a DNS label)")],
+    kind: Annotated[Kind, typer.Option(help="What the service is")],
+    port: Annotated[int | None, typer.Option(help="Port (default: the next free one)")] = None,
+    api: Annotated[str | None, typer.Option(help="The fastapi service a worker or frontend serves")] = None,
+    project: ProjectDir = Path("."),
+) -> None:
+    """Add an app service: update the answers, then copier update renders its files."""
+    report(_run(lambda: add_service(project, name, kind.value, port, api)))
+
+
+@app.command("remove-service")
+def remove_service_command(
+    name: Annotated[str, typer.Argument(help="The app service to remove")],
+    force: Annotated[
+        bool, typer.Option(help="Remove it even if its folder was changed after rendering")
+    ] = False,
+    project: ProjectDir = Path("."),
+) -> None:
+    """Remove an app service and its files; refuses while its folder holds your changes."""
+    report(_run(lambda: remove_service(project, name, force=force)))
+
+
+def _run(operation: Callable[[], UpdateResult]) -> UpdateResult:
+    try:
+        return operation()
+    except (ProjectError, MarkerError, ComposeError) as error:
+        fail(str(error))
+    raise AssertionError("unreachable")
 
 
 def main() -> None:  # pragma: no cover - console script entry point

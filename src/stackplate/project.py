@@ -1,0 +1,206 @@
+"""A rendered project: its recorded answers, its git state, and what the template renders for it."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import copier
+import yaml
+
+from stackplate import markers
+
+ANSWERS_FILE = ".copier-answers.yml"
+CONFLICT_LINES = ("<<<<<<< before updating", ">>>>>>> after updating")
+# Folders never searched for marker files (dependencies, caches, git itself).
+_SKIPPED_DIRS = {".git", "node_modules", ".venv", "__pycache__", ".pytest_cache", "dist"}
+_MAX_TEXT_BYTES = 1 << 20
+
+
+class ProjectError(Exception):
+    """The project cannot be worked on; the message is one line for the user."""
+
+
+# ------------------------------------------------------------------ answers
+
+
+def load_answers(project: Path) -> dict[str, Any]:
+    """The answers Copier recorded, with ``_src_path`` and ``_commit``."""
+    path = project / ANSWERS_FILE
+    if not path.is_file():
+        raise ProjectError(f"{project} is not a stackplate project: no {ANSWERS_FILE}")
+    answers = yaml.safe_load(path.read_text()) or {}
+    if "_src_path" not in answers:
+        raise ProjectError(f"{path}: no _src_path; was it written by copier?")
+    return answers
+
+
+def user_answers(answers: Mapping[str, Any]) -> dict[str, Any]:
+    """The answers without Copier's private keys (``_src_path``, ``_commit``)."""
+    return {key: value for key, value in answers.items() if not key.startswith("_")}
+
+
+# ---------------------------------------------------------------------- git
+
+
+def git(project: Path, *args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ProjectError(f"git {' '.join(args)} failed in {project}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def require_clean_git(project: Path) -> None:
+    """Copier updates merge against git: the project must be a repository with nothing uncommitted."""
+    inside = subprocess.run(
+        ["git", "rev-parse", "--is-inside-work-tree"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if inside.returncode != 0:
+        raise ProjectError(f"{project} is not a git repository: git init, then commit the project")
+    dirty = git(project, "status", "--porcelain").splitlines()
+    if dirty:
+        names = ", ".join(line[3:] for line in dirty[:5]) + (" ..." if len(dirty) > 5 else "")
+        raise ProjectError(f"{project} has uncommitted changes ({names}): commit or stash them first")
+
+
+def project_files(project: Path, under: str = ".") -> list[str]:
+    """Files git tracks or would track (not ignored) below ``under``, relative to the project."""
+    listed = git(project, "ls-files", "--cached", "--others", "--exclude-standard", "--", under)
+    return sorted({line for line in listed.splitlines() if (project / line).is_file()})
+
+
+# ------------------------------------------------------------ marker files
+
+
+def marker_files(root: Path) -> list[Path]:
+    """Text files below ``root`` holding at least one marker line."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        if _SKIPPED_DIRS.intersection(path.relative_to(root).parts) or not path.is_file():
+            continue
+        if path.stat().st_size > _MAX_TEXT_BYTES:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        if markers.has_markers(text):
+            found.append(path)
+    return found
+
+
+def conflicted_files(project: Path) -> list[str]:
+    """Files that still hold Copier's inline conflict markers."""
+    conflicted = []
+    for name in project_files(project):
+        with contextlib.suppress(UnicodeDecodeError, OSError):
+            lines = (project / name).read_text(encoding="utf-8").splitlines()
+            if any(line.rstrip() in CONFLICT_LINES for line in lines):
+                conflicted.append(name)
+    return conflicted
+
+
+# --------------------------------------------------------- reference render
+
+
+@contextlib.contextmanager
+def reference_render(
+    project: Path, answers: Mapping[str, Any] | None = None, vcs_ref: str | None = None
+) -> Iterator[Path]:
+    """What the template renders for the project, in a temporary folder.
+
+    By default the template version and answers recorded in the project;
+    ``answers`` (whole user answers) and ``vcs_ref`` override them.
+    """
+    recorded = load_answers(project)
+    data = user_answers(recorded if answers is None else answers)
+    with tempfile.TemporaryDirectory(prefix="stackplate-reference-") as folder:
+        destination = Path(folder) / "project"
+        try:
+            copier.run_copy(
+                str(recorded["_src_path"]),
+                str(destination),
+                data=data,
+                defaults=True,
+                unsafe=True,
+                quiet=True,
+                vcs_ref=vcs_ref or recorded.get("_commit"),
+            )
+        except ValueError as error:
+            raise ProjectError(str(error).splitlines()[0]) from error
+        yield destination
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A block whose content differs from what the answers render."""
+
+    file: str
+    block: str
+    line: int  # 1-based line in the project file where they first differ
+    found: str | None
+    expected: str | None
+
+    def __str__(self) -> str:
+        if self.found is None and self.expected is None:
+            return f"{self.file}: block {self.block} is missing (the template renders it)"
+        return (
+            f"{self.file}:{self.line}: block {self.block} differs from what the answers render: "
+            f"found {self.found!r}, expected {self.expected!r}"
+        )
+
+
+def block_drift(project: Path, reference: Path) -> list[Drift]:
+    """Blocks of the project that differ from the reference render's blocks."""
+    drift = []
+    for rendered in marker_files(reference):
+        name = str(rendered.relative_to(reference))
+        path = project / name
+        if not path.is_file():
+            continue  # a file the user deleted is theirs to delete
+        text = path.read_text(encoding="utf-8")
+        ours, theirs = markers.parse(text, name), markers.parse(rendered.read_text(), name)
+        lines, expected_lines = text.splitlines(), rendered.read_text().splitlines()
+        for block, expected in theirs.items():
+            if block not in ours:
+                drift.append(Drift(name, block, 0, None, None))
+                continue
+            found_body = ours[block].body(lines)
+            expected_body = expected.body(expected_lines)
+            if found_body != expected_body:
+                drift.append(_first_difference(name, ours[block], found_body, expected_body))
+    return drift
+
+
+def _first_difference(name: str, block: markers.Block, found: list[str], expected: list[str]) -> Drift:
+    for offset in range(max(len(found), len(expected))):
+        here = found[offset] if offset < len(found) else "(end of block)"
+        there = expected[offset] if offset < len(expected) else "(end of block)"
+        if here != there:
+            return Drift(name, block.name, block.begin + 2 + offset, here.strip(), there.strip())
+    raise AssertionError("bodies differ but no line does")
+
+
+def regenerate_blocks(project: Path, reference: Path) -> list[str]:
+    """Give every block of the project the reference render's content; the files changed."""
+    changed = []
+    for rendered in marker_files(reference):
+        name = str(rendered.relative_to(reference))
+        path = project / name
+        if not path.is_file():
+            continue
+        present = markers.parse(path.read_text(encoding="utf-8"), name)
+        wanted = markers.bodies(rendered.read_text(), name)
+        bodies = {block: body for block, body in wanted.items() if block in present}
+        if markers.rewrite_file(path, bodies, name):
+            changed.append(name)
+    return changed

@@ -1,0 +1,136 @@
+"""The one marker module: parse, verify and replace blocks; legacy closers; clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stackplate import markers
+
+FILE = """\
+services:
+  # mine, before
+  ##<<SERVICES>>
+  api:
+    image: api:1
+  ##<</SERVICES>>
+  mine:
+    image: mine:1
+volumes:
+  ##<<VOLUMES>>
+  data:
+  ##<</VOLUMES>>
+"""
+
+
+def test_parse_finds_blocks_with_lines_and_indent() -> None:
+    blocks = markers.parse(FILE, "compose.yml")
+    assert list(blocks) == ["SERVICES", "VOLUMES"]
+    services = blocks["SERVICES"]
+    assert (services.begin, services.end, services.indent) == (2, 5, "  ")
+    assert markers.bodies(FILE)["SERVICES"] == "  api:\n    image: api:1"
+
+
+def test_replace_changes_only_the_block_body() -> None:
+    updated = markers.replace_bodies(FILE, {"SERVICES": "  web:\n    image: web:2"})
+    assert updated == FILE.replace("  api:\n    image: api:1", "  web:\n    image: web:2")
+
+
+def test_replace_with_an_empty_body_keeps_both_marker_lines() -> None:
+    updated = markers.replace_bodies(FILE, {"VOLUMES": ""})
+    assert updated.endswith("volumes:\n  ##<<VOLUMES>>\n  ##<</VOLUMES>>\n")
+
+
+def test_replace_keeps_crlf_line_endings() -> None:
+    crlf = FILE.replace("\n", "\r\n")
+    updated = markers.replace_bodies(crlf, {"SERVICES": "  web: {}"})
+    assert "\r\n  web: {}\r\n  ##<</SERVICES>>\r\n" in updated
+    assert "\n" not in updated.replace("\r\n", "")
+
+
+@pytest.mark.parametrize("legacy", ["##</SERVICES>", "##</SERVICES>>"])
+def test_legacy_closers_are_read_and_rewritten(legacy) -> None:
+    old = FILE.replace("##<</SERVICES>>", legacy)
+    assert markers.bodies(old) == markers.bodies(FILE)
+    assert markers.canonical_text(old) == FILE
+    assert markers.replace_bodies(old, {"VOLUMES": "  data:"}) == FILE
+
+
+# (the broken text, the line, the block, words of the problem)
+BROKEN = {
+    "missing end": (FILE.replace("  ##<</VOLUMES>>\n", ""), 10, "VOLUMES", "begins here and never ends"),
+    "duplicate begin": (
+        FILE + "  ##<<VOLUMES>>\n  ##<</VOLUMES>>\n",
+        13,
+        "VOLUMES",
+        "begins twice (first at line 10)",
+    ),
+    "reversed": ("a:\n  ##<</X>>\n  ##<<X>>\n", 2, "X", "ends here before it begins"),
+    "nested": (
+        "##<<OUTER>>\n##<<INNER>>\n##<</INNER>>\n##<</OUTER>>\n",
+        2,
+        "INNER",
+        "begins inside block OUTER (line 1); blocks do not nest",
+    ),
+    "crossed": ("##<<A>>\n##<</B>>\n", 2, "B", "ends inside block A (line 1)"),
+    "end twice": ("##<<A>>\n##<</A>>\n##<</A>>\n", 3, "A", "ends twice"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_markers_name_file_block_and_line(case) -> None:
+    text, line, block, words = BROKEN[case]
+    with pytest.raises(markers.MarkerError) as error:
+        markers.parse(text, "docker-compose.yml")
+    assert (error.value.filename, error.value.line, error.value.block) == ("docker-compose.yml", line, block)
+    assert str(error.value).startswith(f"docker-compose.yml:{line}: block {block}: ")
+    assert words in str(error.value)
+
+
+def test_malformed_marker_line_is_an_error() -> None:
+    with pytest.raises(markers.MarkerError, match=r"f.yml:2: malformed marker line '##<<SERVICES>'"):
+        markers.parse("a:\n##<<SERVICES>\n", "f.yml")
+
+
+def test_rewrite_file_leaves_a_broken_file_byte_for_byte(tmp_path: Path) -> None:
+    path = tmp_path / "docker-compose.yml"
+    broken = FILE.replace("  ##<</VOLUMES>>\n", "").encode()
+    path.write_bytes(broken)
+    with pytest.raises(markers.MarkerError):
+        markers.rewrite_file(path, {"SERVICES": "  x: {}"})
+    assert path.read_bytes() == broken
+    assert [p.name for p in tmp_path.iterdir()] == ["docker-compose.yml"]
+
+
+def test_rewrite_file_refuses_an_unknown_block(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text(FILE)
+    with pytest.raises(markers.MarkerError, match="block NETWORKS: is not in this file"):
+        markers.rewrite_file(path, {"NETWORKS": ""})
+    assert path.read_text() == FILE
+
+
+def test_rewrite_file_writes_and_reports_change(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text(FILE)
+    path.chmod(0o640)
+    assert markers.rewrite_file(path, {"VOLUMES": "  other:"}) is True
+    assert "  other:\n" in path.read_text()
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert markers.rewrite_file(path, {"VOLUMES": "  other:"}) is False
+
+
+def test_normalised_body_puts_one_blank_line_between_multi_line_entries() -> None:
+    body = "\n\n  a:\n    x: 1\n\n\n  # about b\n  b:\n    y: 2   \n  c:\n\n  d:\n"
+    assert markers.normalise_body(body) == [
+        "  a:",
+        "    x: 1",
+        "",
+        "  # about b",
+        "  b:",
+        "    y: 2",
+        "",
+        "  c:",
+        "  d:",
+    ]
