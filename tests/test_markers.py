@@ -60,6 +60,12 @@ def test_legacy_closers_are_read_and_rewritten(legacy) -> None:
 # (the broken text, the line, the block, words of the problem)
 BROKEN = {
     "missing end": (FILE.replace("  ##<</VOLUMES>>\n", ""), 10, "VOLUMES", "begins here and never ends"),
+    "missing end before another block": (
+        FILE.replace("  ##<</SERVICES>>\n", ""),
+        9,
+        "SERVICES",
+        "begun at line 3, has no end before block VOLUMES begins here",
+    ),
     "duplicate begin": (
         FILE + "  ##<<VOLUMES>>\n  ##<</VOLUMES>>\n",
         13,
@@ -70,8 +76,8 @@ BROKEN = {
     "nested": (
         "##<<OUTER>>\n##<<INNER>>\n##<</INNER>>\n##<</OUTER>>\n",
         2,
-        "INNER",
-        "begins inside block OUTER (line 1); blocks do not nest",
+        "OUTER",
+        "begun at line 1, has no end before block INNER begins here; blocks do not nest",
     ),
     "crossed": ("##<<A>>\n##<</B>>\n", 2, "B", "ends inside block A (line 1)"),
     "end twice": ("##<<A>>\n##<</A>>\n##<</A>>\n", 3, "A", "ends twice"),

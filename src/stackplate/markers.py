@@ -94,12 +94,14 @@ def _open(
     filename: str,
 ) -> tuple[str, int, str]:
     if open_block:
+        # Either the open block lost its end, or blocks were nested: both break the rules.
         outer, outer_begin, _ = open_block
         raise MarkerError(
             filename,
             index + 1,
-            name,
-            f"begins inside block {outer} (line {outer_begin + 1}); blocks do not nest",
+            outer,
+            f"begun at line {outer_begin + 1}, has no end before block {name} begins here; "
+            "blocks do not nest",
         )
     if name in blocks:
         raise MarkerError(filename, index + 1, name, f"begins twice (first at line {blocks[name].begin + 1})")
