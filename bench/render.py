@@ -15,8 +15,27 @@ as Copier, so the two numbers are about the same work.
 Finally one ``copier copy --trust --defaults`` CLI run is timed as a
 subprocess, to show the interpreter start-up and import cost on its own.
 
-Run from the repository root: ``python bench/render.py [--quick]``.
+Then a second table times keeping a project up to date, for 1, 3, 10 and 30
+app services. A git template repository gets two tags: v1, the template as it
+is, and v2, the same with one line changed inside a marker block (the app
+services' ``start_period`` in docker-compose.yml). A project rendered from v1
+and committed is copied afresh for every run, outside the clock, and updated
+to v2 in process:
+
+- ``copier update``: ``copier.run_update`` alone (median of 5);
+- ``stackplate update``: ``stackplate.update.update_project``, the CLI's update,
+  which adds a drift check before Copier and a block regeneration plus
+  ``stackplate check`` after it (median of 3);
+- ``stackplate check``: ``stackplate.check.check_project`` on an updated
+  project (median of 5).
+
+Each update is checked to have carried the change, with no conflicts and
+nothing for ``stackplate check`` to report, so the times are of updates that
+worked.
+
+Run from the repository root: ``python bench/render.py [--quick] [--only copy|update]``.
 ``--quick`` does 1 run of each, without warm-up: a smoke test, not numbers.
+``--only`` runs one of the two parts (default: both).
 """
 
 from __future__ import annotations
@@ -24,6 +43,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import itertools
+import os
 import re
 import shutil
 import statistics
@@ -41,6 +61,9 @@ import jinja2
 import yaml
 
 from stackplate.answers import services_problem
+from stackplate.check import check_project
+from stackplate.project import conflicted_files
+from stackplate.update import update_project
 
 REPO = Path(__file__).resolve().parent.parent
 SUFFIX = ".jinja"
@@ -61,6 +84,18 @@ THIRTY_TARGET_S = 3.0
 # Growth counts as linear while the marginal cost per service from 3 to 30
 # stays within this factor of the one from 3 to 10 (timing noise included).
 LINEAR_TOLERANCE = 1.5
+
+# The v2 release: one line inside the SERVICES block, rendered once per app
+# service, so the merge has work in proportion to the services.
+V2_FILE = "template/docker-compose.yml.jinja"
+V2_OLD, V2_NEW = "      start_period: 20s", "      start_period: 25s"
+STACKPLATE_UPDATE_RUNS = 3  # each is three renders and a merge: fewer runs than the rest
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "stackplate bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.com",
+    "GIT_COMMITTER_NAME": "stackplate bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.com",
+}
 
 # A path part such as: {% yield svc from services | of_kind("x") %}{{ svc.name }}{% endyield %}
 YIELD_PART = re.compile(r"^\{%-?\s*yield\s+(\w+)\s+from\s+(.+?)\s*-?%\}(.*)\{%-?\s*endyield\s*-?%\}$")
@@ -288,6 +323,121 @@ def measure_case(
     }
 
 
+# ------------------------------------------------------------------ update
+
+
+def git(cwd: Path, *args: str) -> None:
+    """Run git, with an identity of its own: the machine may have none configured."""
+    subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        env={**os.environ, **GIT_ENV},
+    )
+
+
+def commit_all(cwd: Path, message: str) -> None:
+    git(cwd, "add", "-A")
+    git(cwd, "commit", "-q", "-m", message)
+
+
+def versioned_template(src: Path, into: Path) -> Path:
+    """The template snapshot as a git repository tagged v1, then v2 with the one-line change.
+
+    An update needs two versions Copier can check out, so unlike the copy part
+    this template is a git repository, and Copier clones it for each render:
+    that is part of what an update costs.
+    """
+    repo = into / "template-repo"
+    shutil.copytree(src, repo)
+    git(repo, "init", "-q")
+    commit_all(repo, "template v1")
+    git(repo, "tag", "v1")
+    target = repo / V2_FILE
+    text = target.read_text()
+    if text.count(V2_OLD) != 1:
+        raise SystemExit(f"bench: expected {V2_OLD.strip()!r} once in {V2_FILE}; update the bench")
+    target.write_text(text.replace(V2_OLD, V2_NEW))
+    commit_all(repo, "template v2")
+    git(repo, "tag", "v2")
+    return repo
+
+
+def committed_project(template: Path, dst: Path, data: dict[str, Any]) -> Path:
+    """A project rendered from v1 and committed: ``copier update`` merges against git."""
+    copier.run_copy(str(template), str(dst), vcs_ref="v1", data=data, defaults=True, unsafe=True, quiet=True)
+    git(dst, "init", "-q")
+    commit_all(dst, "rendered from v1")
+    return dst
+
+
+def fresh_copies(pristine: Path, scratch: Path, count: int) -> list[Path]:
+    """``count`` copies of the committed project, .git included: an update changes its project."""
+    copies = []
+    for _ in range(count):
+        dst = Path(tempfile.mkdtemp(dir=scratch)) / "project"
+        shutil.copytree(pristine, dst, symlinks=True)
+        copies.append(dst)
+    return copies
+
+
+def copier_update(project: Path) -> None:
+    copier.run_update(
+        str(project), vcs_ref="v2", defaults=True, overwrite=True, unsafe=True, quiet=True, conflict="inline"
+    )
+
+
+def timed_each(action: Callable[[Path], Any], projects: list[Path]) -> tuple[float, list[Any]]:
+    """Median seconds of ``action`` over the projects, one call each, and what the calls returned."""
+    times, returned = [], []
+    for project in projects:
+        start = time.perf_counter()
+        returned.append(action(project))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), returned
+
+
+def check_updated(label: str, project: Path, count: int) -> None:
+    """Fail unless the update carried v2's line into every app service, without conflicts.
+
+    Otherwise the times would be of updates that did not do the work.
+    """
+    compose = (project / "docker-compose.yml").read_text()
+    carried, left = compose.count(V2_NEW.strip()), compose.count(V2_OLD.strip())
+    conflicts = conflicted_files(project)
+    if carried != count or left or conflicts:
+        raise SystemExit(
+            f"bench: update to v2 for {label} services: {carried} of {count} services carry the change, "
+            f"{left} still have the old line, conflicts in {conflicts}"
+        )
+
+
+def measure_update(
+    label: str, data: dict[str, Any], template: Path, scratch: Path, runs: int, stackplate_runs: int
+) -> dict[str, float]:
+    """copier update, stackplate update and stackplate check medians for one services list.
+
+    Every copy is made before the clock starts. stackplate check only reads,
+    so it runs on the projects copier update just updated.
+    """
+    pristine = committed_project(template, Path(tempfile.mkdtemp(dir=scratch)) / "project", data)
+    count = len(data["services"])
+    by_copier = fresh_copies(pristine, scratch, runs)
+    by_stackplate = fresh_copies(pristine, scratch, stackplate_runs)
+    copier_s, _ = timed_each(copier_update, by_copier)
+    check_s, problems = timed_each(check_project, by_copier)
+    stackplate_s, results = timed_each(lambda project: update_project(project, vcs_ref="v2"), by_stackplate)
+    for project in by_copier + by_stackplate:
+        check_updated(label, project, count)
+    found = [p for p in problems if p] + [r.problems for r in results if not r.ok]
+    if found:
+        raise SystemExit(f"bench: stackplate check finds problems after the update for {label}: {found[0]}")
+    for project in [pristine, *by_copier, *by_stackplate]:
+        shutil.rmtree(project.parent)  # 30 services times 9 projects adds up
+    return {"copier": copier_s, "stackplate": stackplate_s, "check": check_s}
+
+
 # ----------------------------------------------------------------- report
 
 
@@ -311,55 +461,98 @@ def print_table(rows: list[tuple[str, int, dict[str, Any]]]) -> None:
         )
         for label, n, r in rows
     ]
+    print_grid(header, lines)
+    print("per service = copier copy time / services (growth per added service: see targets)")
+
+
+def print_grid(header: tuple[str, ...], lines: list[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
     for row in [header, *lines]:
         print(" | ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
         if row is header:
             print("-+-".join("-" * width for width in widths))
-    print("per service = copier copy time / services (growth per added service: see targets)")
 
 
 def print_targets(results: dict[str, dict[str, Any]], cli: float) -> None:
     t = {label: r["copier"] for label, r in results.items()}
-    slope_30 = (t["30"] - t["3"]) / 27
-    slope_10 = (t["10"] - t["3"]) / 7
-    linear = slope_30 <= slope_10 * LINEAR_TOLERANCE
     print(
         f"targets: defaults {t[DEFAULTS]:.3f} s vs <= {DEFAULTS_TARGET_S} s "
         f"{verdict(t[DEFAULTS] <= DEFAULTS_TARGET_S)} "
         f"(CLI with start-up {cli:.3f} s {verdict(cli <= DEFAULTS_TARGET_S)}); "
         f"30 services {t['30']:.3f} s vs <= {THIRTY_TARGET_S} s "
         f"{verdict(t['30'] <= THIRTY_TARGET_S)}; "
+        f"{growth(t)}"
+    )
+
+
+def growth(t: dict[str, float]) -> str:
+    """The marginal cost per service from 3 to 30 against the one from 3 to 10."""
+    slope_30 = (t["30"] - t["3"]) / 27
+    slope_10 = (t["10"] - t["3"]) / 7
+    linear = slope_30 <= slope_10 * LINEAR_TOLERANCE
+    return (
         f"growth (t30-t3)/27 = {slope_30 * 1000:.1f} ms vs (t10-t3)/7 = {slope_10 * 1000:.1f} ms "
         f"per service: {'linear' if linear else 'NOT linear'} (tolerance {LINEAR_TOLERANCE}x)"
     )
+
+
+def print_update_table(rows: list[tuple[str, dict[str, float]]], runs: int, stackplate_runs: int) -> None:
+    header = ("services", "copier update (s)", "stackplate update (s)", "stackplate check (s)")
+    lines = [(label, f"{r['copier']:.3f}", f"{r['stackplate']:.3f}", f"{r['check']:.3f}") for label, r in rows]
+    print_grid(header, lines)
+    print(
+        f"v1 -> v2 (one line in the SERVICES block); median of {runs} (copier update, stackplate check) "
+        f"and {stackplate_runs} (stackplate update), each update on a fresh committed v1 project"
+    )
+    print(f"copier update {growth({label: r['copier'] for label, r in rows})}")
 
 
 def verdict(ok: bool) -> str:
     return "OK" if ok else "MISSED"
 
 
+def copy_part(src: Path, scratch: Path, quick: bool) -> None:
+    """The copy table: Copier against the floor for each services list, the CLI, the targets."""
+    runs, warmup, cli_runs = (1, False, 1) if quick else (5, True, 3)
+    ext = load_extensions(src)
+    rows = [
+        (label, n, measure_case(label, data, src, ext, scratch, runs, warmup))
+        for label, n, data in cases()
+    ]
+    cli = timed(lambda dst: copier_cli_render(src, dst), scratch, cli_runs)
+    print_table(rows)
+    print(f"copier copy CLI, defaults, as a subprocess: {cli:.3f} s (median of {cli_runs})")
+    print_targets({label: r for label, _, r in rows}, cli)
+
+
+def update_part(src: Path, scratch: Path, quick: bool) -> None:
+    """The update table: copier update, stackplate update and check, v1 to v2, per services list."""
+    runs, stackplate_runs = (1, 1) if quick else (5, 3)
+    template = versioned_template(src, scratch)
+    rows = [
+        (str(n), measure_update(str(n), {"services": services_for(n)}, template, scratch, runs, stackplate_runs))
+        for n in SERVICE_COUNTS
+    ]
+    print_update_table(rows, runs, stackplate_runs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 run each, no warm-up (smoke test)")
+    parser.add_argument("--only", choices=("copy", "update"), help="run one part only (default: both)")
     args = parser.parse_args()
-    runs, warmup, cli_runs = (1, False, 1) if args.quick else (5, True, 3)
 
     with tempfile.TemporaryDirectory(prefix="stackplate-bench-") as tmp:
         scratch = Path(tmp)
         # Render from a non-git copy: from a git checkout Copier would clone the
         # template on every run, and the numbers would be about git.
         src = snapshot_template(scratch)
-        ext = load_extensions(src)
-        rows = [
-            (label, n, measure_case(label, data, src, ext, scratch, runs, warmup))
-            for label, n, data in cases()
-        ]
-        cli = timed(lambda dst: copier_cli_render(src, dst), scratch, cli_runs)
-
-    print_table(rows)
-    print(f"copier copy CLI, defaults, as a subprocess: {cli:.3f} s (median of {cli_runs})")
-    print_targets({label: r for label, _, r in rows}, cli)
+        if args.only != "update":
+            copy_part(src, scratch, args.quick)
+        if args.only is None:
+            print()
+        if args.only != "copy":
+            update_part(src, scratch, args.quick)
 
 
 if __name__ == "__main__":

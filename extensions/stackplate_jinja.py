@@ -79,7 +79,10 @@ class StackFilters(Extension):
                 "app_services": answers.app_services,
                 "of_kind": _of_kind,
                 "slugify": answers.slugify,
+                "dns_label": answers.slugify,
                 "snake": answers.snake,
+                "port_mapping": _port_mapping,
+                "box": _box,
             }
         )
         environment.globals.update(
@@ -94,6 +97,28 @@ class StackFilters(Extension):
 def _of_kind(services: Any, kind: str) -> list[dict[str, Any]]:
     """The normalised app services of one kind: ``services | of_kind('fastapi')``."""
     return [s for s in answers.app_services(services) if s["kind"] == kind]
+
+
+def _port_mapping(host: Any, container: Any = None) -> str:
+    """A quoted compose port mapping: ``8080 | port_mapping(80)`` -> ``"8080:80"``.
+
+    Quoted because YAML 1.1 reads an unquoted ``22:22`` as a base-60 number.
+    """
+    target = host if container is None else container
+    for value in (host, target):
+        problem = answers.port_problem(value, "port")
+        if problem:
+            raise ValueError(problem)
+    return f'"{host}:{target}"'
+
+
+def _box(lines: Any, padding: int = 1) -> str:
+    """Lines of text in a box drawn to fit them: ``["api", ":8000"] | box``."""
+    lines = [str(line) for line in ([lines] if isinstance(lines, str) else lines)]
+    width = max((len(line) for line in lines), default=0) + 2 * padding
+    pad = " " * padding
+    body = [f"│{pad}{line.ljust(width - 2 * padding)}{pad}│" for line in lines]
+    return "\n".join([f"┌{'─' * width}┐", *body, f"└{'─' * width}┘"])
 
 
 def _new_secret(nbytes: int = 32) -> str:

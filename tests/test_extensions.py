@@ -87,3 +87,24 @@ def test_answer_problem_reads_the_answers_in_context(env) -> None:
     assert (
         template.render(**given, redis_port=8000) == "redis_port 8000 is already published by service 'api'"
     )
+
+
+def test_port_mapping_quotes_host_and_container(env) -> None:
+    rendered = env.get_template("ports.yml.jinja").render(postgres_port=15432)
+    assert rendered == 'ports:\n  - "8000:8000"\n  - "15432:5432"\n'
+
+
+@pytest.mark.parametrize("bad", [0, 70000, "80", None])
+def test_port_mapping_refuses_a_non_port(env, bad) -> None:
+    with pytest.raises(ValueError, match="is not a port"):
+        env.from_string("{{ p | port_mapping }}").render(p=bad)
+
+
+def test_box_is_drawn_to_fit_the_longest_line(env) -> None:
+    service = {"name": "billing-api", "kind": "fastapi", "port": 8100}
+    rendered = env.get_template("box.txt.jinja").render(service=service)
+    assert rendered == ("┌───────────────┐\n│ billing-api   │\n│ fastapi :8100 │\n└───────────────┘\n")
+
+
+def test_dns_label_filter_makes_names_from_free_text(env) -> None:
+    assert env.from_string("{{ 'Billing API (v2)' | dns_label }}").render() == "billing-api-v2"

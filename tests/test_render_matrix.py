@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import copier
 import pytest
 import yaml
 from conftest import hadolint, yamllint
@@ -189,3 +190,14 @@ def test_devcontainers_point_at_their_service(rendered) -> None:
             "../../docker-compose.development.yml",
         ]
         assert config["workspaceFolder"] == "/app"
+
+
+def test_no_file_depends_on_the_destination(copie_session, template_copy, tmp_path) -> None:
+    """Copier renders into temporary folders during an update; a path in a file would conflict."""
+    first, second = tmp_path / "one" / "shop", tmp_path / "another-name"
+    for destination in (first, second):
+        copier.run_copy(str(template_copy), str(destination), defaults=True, unsafe=True, quiet=True)
+    files = sorted(str(p.relative_to(first)) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(str(p.relative_to(second)) for p in second.rglob("*") if p.is_file())
+    differ = [name for name in files if (first / name).read_bytes() != (second / name).read_bytes()]
+    assert differ == ["config/.env"]  # fresh secrets, and nothing else

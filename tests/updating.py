@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 TEMPLATE_PARTS = (
     "copier.yml",
     "template",
+    "migrations",
     "extensions",
     "src/stackplate/answers.py",
     "src/stackplate/markers.py",
