@@ -13,7 +13,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
 
 PYTHON = "3.11"
-PYTHON_SOURCES = ("src", "extensions", "tests", "bench", "noxfile.py")
+PYTHON_SOURCES = ("src", "extensions", "migrations", "tests", "bench", "noxfile.py")
 
 
 @nox.session(python=PYTHON)

@@ -20,7 +20,14 @@ from jinja2 import nodes, pass_context
 from jinja2.ext import Extension
 from jinja2.runtime import Context
 
-_SHARED = Path(__file__).resolve().parent.parent / "src" / "stackplate"
+_ROOT = Path(__file__).resolve().parent.parent
+# In the template repository the shared modules are in src/stackplate/; in the
+# copy bundled with the installed package (stackplate/_template/) they are the
+# package's own modules, one level up.
+_SHARED = next(
+    (folder for folder in (_ROOT / "src" / "stackplate", _ROOT.parent) if (folder / "markers.py").is_file()),
+    _ROOT / "src" / "stackplate",
+)
 
 
 def _load_shared(name: str) -> ModuleType:

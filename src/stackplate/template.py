@@ -15,13 +15,18 @@ class RenderError(Exception):
 
 
 def template_root() -> Path:
-    """The template this CLI renders: $STACKPLATE_TEMPLATE, else the checkout it runs from."""
+    """The template this CLI renders.
+
+    $STACKPLATE_TEMPLATE if set; else the git checkout this package runs from
+    (development); else the copy bundled in the installed wheel.
+    """
     configured = os.environ.get("STACKPLATE_TEMPLATE")
     if configured:
         return Path(configured)
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "copier.yml").is_file():
-        return checkout
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parents[1], here / "_template"):
+        if (candidate / "copier.yml").is_file():
+            return candidate
     raise RenderError("cannot find the template: set STACKPLATE_TEMPLATE to a stackplate checkout")
 
 
