@@ -351,6 +351,10 @@ def versioned_template(src: Path, into: Path) -> Path:
     """
     repo = into / "template-repo"
     shutil.copytree(src, repo)
+    if (REPO / "migrations").is_dir():
+        # copier.yml's _migrations name these scripts; a release carries them.
+        ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(REPO / "migrations", repo / "migrations", ignore=ignore)
     git(repo, "init", "-q")
     commit_all(repo, "template v1")
     git(repo, "tag", "v1")
@@ -414,15 +418,15 @@ def check_updated(label: str, project: Path, count: int) -> None:
 
 
 def measure_update(
-    label: str, data: dict[str, Any], template: Path, scratch: Path, runs: int, stackplate_runs: int
+    count: int, template: Path, scratch: Path, runs: int, stackplate_runs: int
 ) -> dict[str, float]:
-    """copier update, stackplate update and stackplate check medians for one services list.
+    """copier update, stackplate update and stackplate check medians for ``count`` app services.
 
     Every copy is made before the clock starts. stackplate check only reads,
     so it runs on the projects copier update just updated.
     """
+    label, data = str(count), {"services": services_for(count)}
     pristine = committed_project(template, Path(tempfile.mkdtemp(dir=scratch)) / "project", data)
-    count = len(data["services"])
     by_copier = fresh_copies(pristine, scratch, runs)
     by_stackplate = fresh_copies(pristine, scratch, stackplate_runs)
     copier_s, _ = timed_each(copier_update, by_copier)
@@ -498,7 +502,9 @@ def growth(t: dict[str, float]) -> str:
 
 def print_update_table(rows: list[tuple[str, dict[str, float]]], runs: int, stackplate_runs: int) -> None:
     header = ("services", "copier update (s)", "stackplate update (s)", "stackplate check (s)")
-    lines = [(label, f"{r['copier']:.3f}", f"{r['stackplate']:.3f}", f"{r['check']:.3f}") for label, r in rows]
+    lines = [
+        (label, f"{r['copier']:.3f}", f"{r['stackplate']:.3f}", f"{r['check']:.3f}") for label, r in rows
+    ]
     print_grid(header, lines)
     print(
         f"v1 -> v2 (one line in the SERVICES block); median of {runs} (copier update, stackplate check) "
@@ -516,8 +522,7 @@ def copy_part(src: Path, scratch: Path, quick: bool) -> None:
     runs, warmup, cli_runs = (1, False, 1) if quick else (5, True, 3)
     ext = load_extensions(src)
     rows = [
-        (label, n, measure_case(label, data, src, ext, scratch, runs, warmup))
-        for label, n, data in cases()
+        (label, n, measure_case(label, data, src, ext, scratch, runs, warmup)) for label, n, data in cases()
     ]
     cli = timed(lambda dst: copier_cli_render(src, dst), scratch, cli_runs)
     print_table(rows)
@@ -529,10 +534,7 @@ def update_part(src: Path, scratch: Path, quick: bool) -> None:
     """The update table: copier update, stackplate update and check, v1 to v2, per services list."""
     runs, stackplate_runs = (1, 1) if quick else (5, 3)
     template = versioned_template(src, scratch)
-    rows = [
-        (str(n), measure_update(str(n), {"services": services_for(n)}, template, scratch, runs, stackplate_runs))
-        for n in SERVICE_COUNTS
-    ]
+    rows = [(str(n), measure_update(n, template, scratch, runs, stackplate_runs)) for n in SERVICE_COUNTS]
     print_update_table(rows, runs, stackplate_runs)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from stackplate import compose, markers
@@ -19,15 +20,17 @@ def marker_problems(project: Path) -> list[str]:
     return problems
 
 
-def check_project(project: Path) -> list[str]:
+def check_project(project: Path, reference: Path | None = None) -> list[str]:
     """Every problem found, one line each; empty when the project is in sync.
 
     Markers well formed; every block equal to what the recorded answers render
-    with the recorded template version; the compose combinations valid.
+    with the recorded template version (``reference``, a render of exactly
+    that, when the caller has one); the compose combinations valid.
     """
     problems = marker_problems(project)
     if not problems:
-        with reference_render(project) as reference:
-            problems += [str(drift) for drift in block_drift(project, reference)]
+        render = contextlib.nullcontext(reference) if reference else reference_render(project)
+        with render as rendered:
+            problems += [str(drift) for drift in block_drift(project, rendered)]
     problems += compose.problems(project)
     return problems

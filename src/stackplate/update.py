@@ -71,7 +71,7 @@ def update_project(
     result = UpdateResult(conflicts=conflicted_files(project))
     with reference_render(project) as reference:
         result.regenerated = regenerate_blocks(project, reference)
-    result.problems = check_project(project)
+        result.problems = check_project(project, reference)
     return result
 
 
