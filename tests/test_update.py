@@ -78,6 +78,7 @@ def user_edits(project: Path) -> None:
         "# Shared by every service.\nx-env: &env\n  env_file:\n    - ./config/.env\n  logging:\n    driver: json-file\n",
     )
     edit(base, "  ##<<SERVICES>>\n", "  # --- app services (template) ---\n  ##<<SERVICES>>\n")
+    edit(base, "name: my-stack\n", "name: my-shop\n")  # a value outside the blocks
     dev = project / "docker-compose.development.yml"
     edit(dev, "services:\n", "services:\n  # ports below are for my laptop\n")
     commit_all(project, "my edits")
@@ -123,6 +124,7 @@ def test_update_adds_service_changes_port_and_image_and_keeps_user_edits(project
     base = (project / "docker-compose.yml").read_text()
     assert "  admin:\n" in base and "stackplate.kind: react-vite" in base and "start_period: 25s" in base
     assert "image: postgres:17.7-alpine3.22" in base
+    assert base.startswith(edited["docker-compose.yml"][:200]) and "name: my-shop\n" in base
     assert '"15432:5432"' in (project / "docker-compose.development.yml").read_text()
     assert (project / "services/admin/Dockerfile").is_file()
     assert (project / "config/.env").read_bytes() == secrets_before
