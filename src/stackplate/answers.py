@@ -140,12 +140,14 @@ def app_services(services: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The ``services`` answer with every derived field the templates need.
 
     Adds ``api`` (the fastapi service a worker or frontend serves, by default
-    the first one), ``database`` and ``export_queue`` for APIs, and
-    ``ident`` (the name as an identifier).
+    the first one); for APIs ``database``, ``export_queue``,
+    ``events_exchange`` and ``cors_origins`` (the browser origins of the
+    frontends that use it); and ``ident`` (the name as an identifier).
     """
     services = list(services)
     first_api = next((s["name"] for s in services if s["kind"] == "fastapi"), None)
     result = []
+    clients: dict[str, list[str]] = {}
     for entry in services:
         service = {"name": entry["name"], "kind": entry["kind"], "port": entry.get("port")}
         service["ident"] = snake(service["name"])
@@ -153,9 +155,15 @@ def app_services(services: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             service["api"] = None
             service["database"] = service["ident"]
             service["export_queue"] = f"{service['name']}.exports"
+            service["events_exchange"] = f"{service['name']}.events"
         else:
             service["api"] = entry.get("api", first_api)
+            if service["kind"] == "react-vite" and service["port"]:
+                clients.setdefault(service["api"], []).append(f"http://localhost:{service['port']}")
         result.append(service)
+    for service in result:
+        if service["kind"] == "fastapi":
+            service["cors_origins"] = clients.get(service["name"], [])
     return result
 
 
