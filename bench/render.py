@@ -89,7 +89,6 @@ LINEAR_TOLERANCE = 1.5
 # service, so the merge has work in proportion to the services.
 V2_FILE = "template/docker-compose.yml.jinja"
 V2_OLD, V2_NEW = "      start_period: 20s", "      start_period: 25s"
-STACKPLATE_UPDATE_RUNS = 3  # each is three renders and a merge: fewer runs than the rest
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "stackplate bench",
     "GIT_AUTHOR_EMAIL": "bench@example.com",
@@ -434,7 +433,7 @@ def measure_update(
     stackplate_s, results = timed_each(lambda project: update_project(project, vcs_ref="v2"), by_stackplate)
     for project in by_copier + by_stackplate:
         check_updated(label, project, count)
-    found = [p for p in problems if p] + [r.problems for r in results if not r.ok]
+    found = [line for lines in [*problems, *(r.problems for r in results)] for line in lines]
     if found:
         raise SystemExit(f"bench: stackplate check finds problems after the update for {label}: {found[0]}")
     for project in [pristine, *by_copier, *by_stackplate]:
@@ -532,6 +531,7 @@ def copy_part(src: Path, scratch: Path, quick: bool) -> None:
 
 def update_part(src: Path, scratch: Path, quick: bool) -> None:
     """The update table: copier update, stackplate update and check, v1 to v2, per services list."""
+    # stackplate update is copier update plus two reference renders: fewer runs keep the bench short.
     runs, stackplate_runs = (1, 1) if quick else (5, 3)
     template = versioned_template(src, scratch)
     rows = [(str(n), measure_update(n, template, scratch, runs, stackplate_runs)) for n in SERVICE_COUNTS]
