@@ -26,8 +26,7 @@ def test_installed_wheel_renders_a_project_without_the_checkout(tmp_path) -> Non
     run(*uv, "build", "-q", "--wheel", "-o", tmp_path / "dist", REPO, cwd=tmp_path, env=env)
     wheel = next((tmp_path / "dist").glob("stackplate-*.whl"))
     run(*uv, "venv", "-q", "--python", sys.executable, tmp_path / "venv", cwd=tmp_path, env=env)
-    venv_env = {**env, "VIRTUAL_ENV": str(tmp_path / "venv")}
-    run(*uv, "pip", "install", "-q", wheel, cwd=tmp_path, env=venv_env)
+    run(*uv, "pip", "install", "-q", "--python", tmp_path / "venv/bin/python", wheel, cwd=tmp_path, env=env)
     run(tmp_path / "venv/bin/stackplate", "new", "shop", "--data", "project_name=Shop", cwd=tmp_path, env=env)
     project = tmp_path / "shop"
     assert (project / "services/api/Dockerfile").is_file()
