@@ -15,6 +15,7 @@ declare -A APT_MARKER=(
   [redis-server]="/usr/bin/redis-server"
   [rabbitmq-server]="/usr/sbin/rabbitmq-server"
   [git]="/usr/bin/git"
+  [wrk]="/usr/bin/wrk"
 )
 
 install_apt_packages() {

@@ -22,6 +22,10 @@ def lint(session: nox.Session) -> None:
     session.install("ruff", "yamllint")
     session.run("ruff", "check", *PYTHON_SOURCES)
     session.run("ruff", "format", "--check", *PYTHON_SOURCES)
+    # The rendered FastAPI service is plain Python in the template (its own ruff settings).
+    for service in Path("template/services").glob("*fastapi*"):
+        session.run("ruff", "check", str(service))
+        session.run("ruff", "format", "--check", str(service))
     session.run("yamllint", "-s", ".")
 
 

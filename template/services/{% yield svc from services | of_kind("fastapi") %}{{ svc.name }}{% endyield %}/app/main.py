@@ -1,16 +1,67 @@
-"""The FastAPI application."""
+"""The FastAPI application: ``create_app()`` and its lifespan."""
 
-import os
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-SERVICE_NAME = os.environ.get("SERVICE_NAME", "api")
+from app.api.fastpath import CachedReadsMiddleware
+from app.api.router import API_PREFIX, routers
+from app.api.routes import health
+from app.core.config import Settings, get_settings
+from app.core.logging import RequestLogMiddleware, configure_logging
+from app.core.ratelimit import GeneralRateLimitMiddleware
+from app.core.state import AppContext
 
-app = FastAPI(title=SERVICE_NAME)
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; connections are opened by its lifespan, not here."""
+    settings = settings or get_settings()
+    configure_logging(settings.service_name, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.ctx = await AppContext.start(settings)
+        try:
+            yield
+        finally:
+            await app.state.ctx.stop()
+
+    app = FastAPI(
+        title=settings.service_name,
+        version="0.1.0",
+        description="Users, roles, JWT auth with rotating refresh tokens, cached reads, "
+        "export jobs handed to a worker over RabbitMQ and their live status over SSE.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    for router in routers:
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(health.router)  # /health and /ready, for probes
+
+    # Added innermost first: request log (outermost) -> CORS -> cached reads -> rate
+    # limit -> routes, so even a 429 carries CORS headers and is logged with its id.
+    app.add_middleware(GeneralRateLimitMiddleware)
+    app.add_middleware(CachedReadsMiddleware)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After", "Location"],
+            max_age=600,
+        )
+    app.add_middleware(RequestLogMiddleware)
+    return app
 
 
-@app.get("/health")
-@app.get("/api/v1/health")
-async def health() -> dict[str, str]:
-    """Liveness: answers without touching any backing service."""
-    return {"status": "ok", "service": SERVICE_NAME}
+def __getattr__(name: str) -> FastAPI:
+    """``app.main:app`` (for ``uvicorn app.main:app`` and friends) builds the app on demand."""
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,173 @@
+"""Running a rendered project's app services natively (no Docker): environment, install, start, stop.
+
+The environment of each service is what Compose would give it (``config/.env``
+merged with the service's ``environment`` in docker-compose.yml), with the
+hosts replaced by the live URLs of natively started backing services.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackplate import compose
+from stackplate.backing import BackingUrls, free_port
+
+
+class ServiceError(RuntimeError):
+    """A service failed to install or start; the message names it and ends with its log."""
+
+
+def dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of an env file (comments and blanks skipped; no interpolation, like Compose's)."""
+    values = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values
+
+
+def compose_environment(project: Path, service: str) -> dict[str, str]:
+    """The environment Compose gives ``service`` (env_file and environment merged)."""
+    resolved = compose.resolved(project, "base")["services"][service]
+    return {
+        key: "" if value is None else str(value) for key, value in resolved.get("environment", {}).items()
+    }
+
+
+def api_environment(
+    project: Path, service: str, urls: BackingUrls, database_url: str, port: int, exports_dir: Path
+) -> dict[str, str]:
+    """The environment of a fastapi service run natively against ``urls``."""
+    env = compose_environment(project, service)
+    env.update(
+        PORT=str(port),
+        HOST="127.0.0.1",
+        DATABASE_URL=database_url,
+        REDIS_URL=(urls.redis or "") if env.get("REDIS_URL") else "",
+        RABBITMQ_URL=(urls.rabbitmq or "") if env.get("RABBITMQ_HOST") else "",
+        EXPORTS_DIR=str(exports_dir),
+    )
+    return env
+
+
+def uv_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "uv", *args]
+
+
+def uv_sync(service_dir: Path, venv: Path) -> None:
+    """Install a Python service's locked dependencies into ``venv``."""
+    run_checked(uv_command("sync", "--frozen"), service_dir, {"UV_PROJECT_ENVIRONMENT": str(venv)}, "uv sync")
+
+
+def run_checked(command: list[str], cwd: Path, env: Mapping[str, str], what: str, timeout: int = 900) -> str:
+    full_env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", **env}
+    result = subprocess.run(
+        command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+        raise ServiceError(f"{cwd.name}: {what} failed (exit {result.returncode}):\n{tail}")
+    return result.stdout
+
+
+@dataclass
+class RunningService:
+    """A service process started by :func:`start_service`."""
+
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM the service's process group, SIGKILL it if it lingers."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def start_service(
+    name: str, command: list[str], cwd: Path, env: Mapping[str, str], url: str, log_dir: Path
+) -> RunningService:
+    """Start ``command`` in its own process group, logging to ``log_dir/<name>.log``."""
+    log = log_dir / f"{name}.log"
+    with log.open("wb") as stream:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env={**os.environ, "UV_PYTHON_DOWNLOADS": "never", **env},
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return RunningService(name, url, process, log)
+
+
+def wait_healthy(service: RunningService, path: str = "/health", timeout: float = 60.0) -> None:
+    """Poll ``url + path`` until it answers 200; ServiceError with the log tail if it never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise ServiceError(
+                f"{service.name} exited with {service.process.returncode} before it was healthy:\n"
+                f"{service.log_tail()}"
+            )
+        with (
+            contextlib.suppress(urllib.error.URLError, OSError),
+            urllib.request.urlopen(service.url + path, timeout=2) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.2)
+    raise ServiceError(f"{service.name} was not healthy after {timeout:.0f} s:\n{service.log_tail()}")
+
+
+@contextlib.contextmanager
+def running_api(
+    project: Path,
+    service: str,
+    urls: BackingUrls,
+    database_url: str,
+    venv: Path,
+    workdir: Path,
+    extra_env: Mapping[str, str] | None = None,
+    workers: int = 1,
+) -> Iterator[RunningService]:
+    """A rendered fastapi service: installed, migrated and serving on a free port until the block ends."""
+    service_dir = project / "services" / service
+    port = free_port()
+    env = api_environment(project, service, urls, database_url, port, workdir / f"{service}-exports")
+    env.update(extra_env or {})
+    env.update(UV_PROJECT_ENVIRONMENT=str(venv), WEB_CONCURRENCY=str(workers))
+    uv_sync(service_dir, venv)
+    run_checked(uv_command("run", "--frozen", "python", "-m", "app", "migrate"), service_dir, env, "migrate")
+    command = uv_command("run", "--frozen", "python", "-m", "app")
+    api = start_service(service, command, service_dir, env, f"http://127.0.0.1:{port}", workdir)
+    try:
+        wait_healthy(api)
+        yield api
+    finally:
+        api.stop()

@@ -1,0 +1,102 @@
+"""Everything the service connects to, created by the lifespan and kept on app.state.ctx."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.core.broker import Broker, EventHub
+from app.core.cache import Cache, RedisGate
+from app.core.config import Settings
+from app.core.db import create_engine, create_sessionmaker
+from app.core.ratelimit import RateLimiter
+from app.core.security import AccessTokenVerifier, PasswordHasher
+from app.core.tokens import RefreshTokens
+from app.models import User
+
+log = logging.getLogger("app")
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    hasher: PasswordHasher
+    verify_token: AccessTokenVerifier
+    redis: RedisGate
+    cache: Cache
+    limiter: RateLimiter
+    tokens: RefreshTokens
+    hub: EventHub
+    broker: Broker
+
+    @classmethod
+    async def start(cls, settings: Settings) -> AppContext:
+        settings.exports_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings)
+        sessionmaker = create_sessionmaker(engine)
+        redis = RedisGate(
+            settings.redis_url, settings.redis_timeout_seconds, settings.redis_max_connections
+        )
+        hub = EventHub()
+        ctx = cls(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            hasher=PasswordHasher(settings.bcrypt_rounds),
+            verify_token=AccessTokenVerifier(settings.jwt_secret_key),
+            redis=redis,
+            cache=Cache(redis, settings.key_prefix, settings.cache_ttl_seconds),
+            limiter=RateLimiter(redis, settings.key_prefix),
+            tokens=RefreshTokens(
+                redis, sessionmaker, settings.key_prefix, settings.refresh_token_days
+            ),
+            hub=hub,
+            broker=Broker(
+                settings.rabbitmq_url,
+                settings.export_queue,
+                settings.events_exchange,
+                hub,
+                settings.publish_timeout_seconds,
+            ),
+        )
+        try:
+            await ctx.create_first_admin()
+            await ctx.broker.start()
+        except BaseException:
+            await ctx.stop()
+            raise
+        if not redis.enabled:
+            log.info("Redis is off: no cache; refresh tokens in PostgreSQL; limits per process")
+        return ctx
+
+    async def create_first_admin(self) -> None:
+        """Create FIRST_ADMIN_EMAIL as an admin unless that account exists (idempotent)."""
+        email, password = self.settings.first_admin_email, self.settings.first_admin_password
+        if not (email and password):
+            return
+        async with self.sessionmaker() as session:
+            if await session.scalar(select(User.id).where(User.email == email)) is not None:
+                return
+            hashed = await self.hasher.hash(password)
+            created = await session.scalar(
+                insert(User)
+                .values(email=email, hashed_password=hashed, role="admin", is_active=True)
+                .on_conflict_do_nothing(index_elements=[User.email])
+                .returning(User.id)
+            )
+            await session.commit()
+        if created is not None:
+            log.info("first admin created", extra={"email": email})
+            await self.cache.invalidate("users")
+
+    async def stop(self) -> None:
+        self.hub.close()
+        await self.broker.close()
+        await self.redis.close()
+        await self.engine.dispose()

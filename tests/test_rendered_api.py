@@ -1,0 +1,82 @@
+"""Every rendered fastapi service passes its own test suite against real PostgreSQL, Redis and RabbitMQ."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import copier
+import pytest
+from matrix import MATRIX
+
+from stackplate.backing import BackingServices, create_database
+
+pytestmark = pytest.mark.backing
+
+# Renders whose API suites run: the defaults, Redis off, two renamed APIs on other ports.
+RENDERS = ("defaults", "no-redis", "two-apis-two-workers")
+
+
+@pytest.fixture(scope="module")
+def backing():
+    with BackingServices() as services:
+        yield services.urls
+
+
+@pytest.fixture(scope="module")
+def api_venv(tmp_path_factory) -> Path:
+    """One virtualenv for every rendered API: they share pyproject.toml and uv.lock."""
+    return tmp_path_factory.mktemp("api-venv") / "venv"
+
+
+def uv(*args: str, cwd: Path, env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "uv", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+
+
+def fastapi_services(answers: dict) -> list[str]:
+    services = (
+        answers.get("services") or MATRIX["defaults"].get("services") or [{"name": "api", "kind": "fastapi"}]
+    )
+    return [s["name"] for s in services if s["kind"] == "fastapi"]
+
+
+@pytest.mark.parametrize("render", RENDERS)
+def test_rendered_api_suite_passes(render, template_copy, tmp_path, backing, api_venv) -> None:
+    answers = MATRIX[render]
+    project = tmp_path / "project"
+    copier.run_copy(str(template_copy), str(project), data=answers, defaults=True, unsafe=True, quiet=True)
+    names = fastapi_services(answers)
+    assert names, f"{render} renders no fastapi service"
+    for name in names:
+        database = create_database(backing.postgres, f"{render}_{name}".replace("-", "_"))
+        env = {
+            **os.environ,
+            "UV_PYTHON_DOWNLOADS": "never",
+            "UV_PROJECT_ENVIRONMENT": str(api_venv),
+            "DATABASE_URL": database,
+            "REDIS_URL": backing.redis if answers.get("redis", True) else "",
+            "RABBITMQ_URL": backing.rabbitmq,
+            "SERVICE_NAME": name,
+        }
+        result = uv(
+            "run",
+            "--frozen",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            cwd=project / "services" / name,
+            env=env,
+        )
+        assert result.returncode == 0, f"{render}/{name}:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+        assert " passed" in result.stdout
