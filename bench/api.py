@@ -23,6 +23,7 @@ Run: ``python bench/api.py [--quick]`` (``--quick``: 3 s per load instead of 20 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shutil
@@ -105,17 +106,19 @@ def parse_wrk(output: str) -> Load:
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, from /proc."""
+    """Resident memory of a process and all its descendants (children of every thread), from /proc."""
     total, pending = 0, [pid]
     while pending:
         current = pending.pop()
         try:
             status = Path(f"/proc/{current}/status").read_text()
             total += int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
         except (OSError, AttributeError):
             continue
-        pending.extend(int(child) for child in children)
+        for task in tasks:
+            with contextlib.suppress(OSError):
+                pending.extend(int(child) for child in (task / "children").read_text().split())
     return total / 1024
 
 
