@@ -24,8 +24,9 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", *PYTHON_SOURCES)
     # The rendered FastAPI service is plain Python in the template (its own ruff settings).
     for service in Path("template/services").glob("*fastapi*"):
-        session.run("ruff", "check", str(service))
-        session.run("ruff", "format", "--check", str(service))
+        # --no-cache: a .ruff_cache inside template/ would otherwise sit among the rendered files.
+        session.run("ruff", "check", "--no-cache", str(service))
+        session.run("ruff", "format", "--no-cache", "--check", str(service))
     session.run("yamllint", "-s", ".")
 
 
