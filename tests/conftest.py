@@ -55,3 +55,23 @@ def template_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
         else:
             shutil.copy2(source, target / name)
     return target
+
+
+# Update tests: a module defines ``template`` (a versioned template repository,
+# see updating.versioned_template); these give it a committed v1 project.
+
+
+@pytest.fixture(scope="module")
+def pristine(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project rendered from the module's template at v1 and committed; tests copy it."""
+    from updating import render_committed
+
+    return render_committed(template, tmp_path_factory.mktemp("pristine") / "project")
+
+
+@pytest.fixture
+def project(pristine: Path, tmp_path: Path) -> Path:
+    """A fresh copy (git history included) of the pristine v1 project."""
+    copy = tmp_path / "project"
+    shutil.copytree(pristine, copy, symlinks=True)
+    return copy

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-from updating import commit_all, edit, git, make_template_repo, release, render_committed
+from updating import commit_all, edit, git, versioned_template
 
 from stackplate.cli import app
 
@@ -18,21 +17,8 @@ def v2_longer_start_period(template: Path) -> None:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
-    repo = make_template_repo(tmp_path_factory.mktemp("versions") / "template")
-    release(repo, "v2", v2_longer_start_period)
-    return repo
-
-
-@pytest.fixture(scope="module")
-def pristine(template, tmp_path_factory) -> Path:
-    return render_committed(template, tmp_path_factory.mktemp("pristine") / "project")
-
-
-@pytest.fixture
-def project(pristine, tmp_path) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(pristine, copy, symlinks=True)
-    return copy
+    """The template at v1 and at v2 (the change below); `pristine` and `project` build on it."""
+    return versioned_template(tmp_path_factory.mktemp("versions"), v2_longer_start_period)
 
 
 def run(*args: str):

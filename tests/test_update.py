@@ -15,10 +15,8 @@ from updating import (
     commit_all,
     edit,
     leftover_rejects,
-    make_template_repo,
     outside_blocks,
-    release,
-    render_committed,
+    versioned_template,
 )
 
 from stackplate import compose, markers
@@ -46,22 +44,8 @@ def v2_changes_inside_blocks(template: Path) -> None:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
-    repo = make_template_repo(tmp_path_factory.mktemp("versions") / "template")
-    release(repo, "v2", v2_changes_inside_blocks)
-    return repo
-
-
-@pytest.fixture(scope="module")
-def pristine(template, tmp_path_factory) -> Path:
-    """A v1 project, committed; tests copy it rather than render again."""
-    return render_committed(template, tmp_path_factory.mktemp("pristine") / "project")
-
-
-@pytest.fixture
-def project(pristine, tmp_path) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(pristine, copy, symlinks=True)
-    return copy
+    """The template at v1 and at v2 (the change below); `pristine` and `project` build on it."""
+    return versioned_template(tmp_path_factory.mktemp("versions"), v2_changes_inside_blocks)
 
 
 def user_edits(project: Path) -> None:

@@ -70,6 +70,13 @@ def release(template: Path, tag: str, change: Callable[[Path], None]) -> None:
     git(template, "tag", tag)
 
 
+def versioned_template(folder: Path, v2_change: Callable[[Path], None]) -> Path:
+    """A template repository tagged v1 (today's files) and v2 (``v2_change`` applied)."""
+    repo = make_template_repo(folder / "template")
+    release(repo, "v2", v2_change)
+    return repo
+
+
 def edit(path: Path, old: str, new: str, count: int = -1) -> None:
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"

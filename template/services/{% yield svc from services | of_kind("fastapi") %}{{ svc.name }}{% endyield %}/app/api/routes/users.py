@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy import Integer, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.api.deps import AdminClaims, AdminUser, Claims, Ctx, CurrentUser, SessionDep, forbidden
 from app.core.state import AppContext
@@ -89,6 +89,16 @@ async def _written(ctx: AppContext) -> None:
     await ctx.cache.invalidate(NAMESPACE)
 
 
+async def _commit_write(session: AsyncSession, ctx: AppContext) -> None:
+    """Commit a user write (409 if the e-mail is taken), then drop what the cache holds of users."""
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise _email_taken() from None
+    await _written(ctx)
+
+
 @router.get(
     "",
     response_model=UserPage,
@@ -135,12 +145,7 @@ async def create_user(
         is_active=body.is_active,
     )
     session.add(user)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        raise _email_taken() from None
-    await _written(ctx)
+    await _commit_write(session, ctx)
     response.headers["Location"] = f"/api/v1/users/{user.id}"
     return UserOut.model_validate(user)
 
@@ -196,12 +201,7 @@ async def update_user(
         user.hashed_password = await ctx.hasher.hash(password)
     for field, value in changes.items():
         setattr(user, field, value)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        raise _email_taken() from None
-    await _written(ctx)
+    await _commit_write(session, ctx)
     if password is not None or user.is_active is False:
         await ctx.tokens.revoke_user(user.id)
     return UserOut.model_validate(user)
