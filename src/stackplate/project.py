@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import copier
 import yaml
 
 from stackplate import markers
+from stackplate.template import RenderError, render_project
 
 ANSWERS_FILE = ".copier-answers.yml"
 CONFLICT_LINES = ("<<<<<<< before updating", ">>>>>>> after updating")
@@ -126,17 +126,11 @@ def reference_render(
     with tempfile.TemporaryDirectory(prefix="stackplate-reference-") as folder:
         destination = Path(folder) / "project"
         try:
-            copier.run_copy(
-                str(recorded["_src_path"]),
-                str(destination),
-                data=data,
-                defaults=True,
-                unsafe=True,
-                quiet=True,
-                vcs_ref=vcs_ref or recorded.get("_commit"),
+            render_project(
+                destination, data, template=recorded["_src_path"], vcs_ref=vcs_ref or recorded.get("_commit")
             )
-        except ValueError as error:
-            raise ProjectError(str(error).splitlines()[0]) from error
+        except RenderError as error:
+            raise ProjectError(str(error)) from error
         yield destination
 
 
@@ -159,17 +153,24 @@ class Drift:
         )
 
 
+def _paired_marker_files(project: Path, reference: Path) -> Iterator[tuple[str, Path, str]]:
+    """Each marker file of the reference render that the project also has: name, project path, rendered text.
+
+    A file the user deleted is theirs to delete, so it is skipped.
+    """
+    for rendered in marker_files(reference):
+        name = str(rendered.relative_to(reference))
+        if (project / name).is_file():
+            yield name, project / name, rendered.read_text(encoding="utf-8")
+
+
 def block_drift(project: Path, reference: Path) -> list[Drift]:
     """Blocks of the project that differ from the reference render's blocks."""
     drift = []
-    for rendered in marker_files(reference):
-        name = str(rendered.relative_to(reference))
-        path = project / name
-        if not path.is_file():
-            continue  # a file the user deleted is theirs to delete
+    for name, path, rendered in _paired_marker_files(project, reference):
         text = path.read_text(encoding="utf-8")
-        ours, theirs = markers.parse(text, name), markers.parse(rendered.read_text(), name)
-        lines, expected_lines = text.splitlines(), rendered.read_text().splitlines()
+        ours, theirs = markers.parse(text, name), markers.parse(rendered, name)
+        lines, expected_lines = text.splitlines(), rendered.splitlines()
         for block, expected in theirs.items():
             if block not in ours:
                 drift.append(Drift(name, block, 0, None, None))
@@ -193,13 +194,9 @@ def _first_difference(name: str, block: markers.Block, found: list[str], expecte
 def regenerate_blocks(project: Path, reference: Path) -> list[str]:
     """Give every block of the project the reference render's content; the files changed."""
     changed = []
-    for rendered in marker_files(reference):
-        name = str(rendered.relative_to(reference))
-        path = project / name
-        if not path.is_file():
-            continue
+    for name, path, rendered in _paired_marker_files(project, reference):
         present = markers.parse(path.read_text(encoding="utf-8"), name)
-        wanted = markers.bodies(rendered.read_text(), name)
+        wanted = markers.bodies(rendered, name)
         bodies = {block: body for block, body in wanted.items() if block in present}
         if markers.rewrite_file(path, bodies, name):
             changed.append(name)
