@@ -21,6 +21,24 @@ def _tool_beside_python(name: str) -> str:
     return found
 
 
+def copier_command() -> str:
+    """The real ``copier`` command line of this environment."""
+    return _tool_beside_python("copier")
+
+
+def copier_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run this environment's ``copier`` in a subprocess, with no standard input."""
+    return subprocess.run(
+        [copier_command(), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
 def hadolint(dockerfile: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [_tool_beside_python("hadolint"), str(dockerfile)],

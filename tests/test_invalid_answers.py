@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import copier
 import pexpect
 import pytest
 import yaml
+from conftest import copier_cli, copier_command
 
 API = {"name": "api", "kind": "fastapi", "port": 8000}
 WORKER = {"name": "worker", "kind": "node-worker"}
@@ -69,25 +66,12 @@ def test_bad_answer_is_refused_and_nothing_written(case, template_copy, tmp_path
     assert not destination.exists()
 
 
-def _copier_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """The real ``copier`` command line of this environment, in a subprocess."""
-    copier_script = Path(sys.executable).with_name("copier")
-    return subprocess.run(
-        [str(copier_script), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def _last_line(stderr: str) -> str:
     return [line for line in stderr.splitlines() if line.strip()][-1]
 
 
 def test_cli_data_error_ends_with_one_line(template_copy, tmp_path) -> None:
-    result = _copier_cli(
+    result = copier_cli(
         "copy",
         "--trust",
         "--defaults",
@@ -108,7 +92,7 @@ def test_cli_data_error_ends_with_one_line(template_copy, tmp_path) -> None:
 def test_cli_data_file_error_ends_with_one_line(template_copy, tmp_path) -> None:
     data_file = tmp_path / "answers.yml"
     data_file.write_text(yaml.safe_dump({"services": [{"name": "web", "kind": "react-vite", "port": 99999}]}))
-    result = _copier_cli(
+    result = copier_cli(
         "copy",
         "--trust",
         "--defaults",
@@ -154,7 +138,7 @@ def test_interactive_bad_answer_is_named_and_nothing_is_written(template_copy, t
         "out",
     ]
     child = pexpect.spawn(
-        str(Path(sys.executable).with_name("copier")),
+        copier_command(),
         args,
         cwd=str(tmp_path),
         encoding="utf-8",

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import copier_cli
 from updating import commit_all, edit, git, make_template_repo, render_committed
 
 from stackplate import compose
@@ -34,19 +35,7 @@ def test_update_across_0_2_0_moves_the_secrets_and_keeps_them(tmp_path) -> None:
     secrets = (project / ".env").read_bytes()
     assert not (project / "config/.env").exists()
 
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("copier")),
-            "update",
-            "--trust",
-            "--defaults",
-            "--vcs-ref=v0.2.0",
-        ],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = copier_cli("update", "--trust", "--defaults", "--vcs-ref=v0.2.0", cwd=project)
     assert result.returncode == 0, result.stderr
     assert "moved .env to config/.env, secrets unchanged" in result.stdout + result.stderr
     assert (project / "config/.env").read_bytes() == secrets

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-
-def _copier(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("copier")), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+from conftest import copier_cli
 
 
 def test_copy_without_trust_stops_with_copiers_message(template_copy, tmp_path) -> None:
-    result = _copier("copy", "--defaults", str(template_copy), "out", cwd=tmp_path)
+    result = copier_cli("copy", "--defaults", str(template_copy), "out", cwd=tmp_path)
     assert result.returncode != 0
     assert "Template uses potentially unsafe feature: jinja_extensions." in result.stderr
     assert "--trust" in result.stderr
@@ -28,7 +14,7 @@ def test_copy_without_trust_stops_with_copiers_message(template_copy, tmp_path) 
 
 
 def test_copy_with_trust_renders(template_copy, tmp_path) -> None:
-    result = _copier("copy", "--trust", "--defaults", str(template_copy), "out", cwd=tmp_path)
+    result = copier_cli("copy", "--trust", "--defaults", str(template_copy), "out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out/docker-compose.yml").is_file()
     assert (tmp_path / "out/services/api/Dockerfile").is_file()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import copier_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from updating import (
@@ -69,15 +69,7 @@ def user_edits(project: Path) -> None:
 
 
 def copier_update_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
-    copier_script = Path(sys.executable).with_name("copier")
-    return subprocess.run(
-        [str(copier_script), "update", "--trust", "--defaults", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    return copier_cli("update", "--trust", "--defaults", *args, cwd=project)
 
 
 def assert_clean_update(project: Path, edited: dict[str, str]) -> None:
