@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import copier
@@ -12,6 +9,7 @@ import pytest
 from matrix import MATRIX
 
 from stackplate.backing import BackingServices, create_database
+from stackplate.native import run_checked, uv_command
 
 pytestmark = pytest.mark.backing
 
@@ -31,18 +29,6 @@ def api_venv(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("api-venv") / "venv"
 
 
-def uv(*args: str, cwd: Path, env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "uv", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
-
-
 def fastapi_services(answers: dict) -> list[str]:
     services = (
         answers.get("services") or MATRIX["defaults"].get("services") or [{"name": "api", "kind": "fastapi"}]
@@ -60,23 +46,12 @@ def test_rendered_api_suite_passes(render, template_copy, tmp_path, backing, api
     for name in names:
         database = create_database(backing.postgres, f"{render}_{name}".replace("-", "_"))
         env = {
-            **os.environ,
-            "UV_PYTHON_DOWNLOADS": "never",
             "UV_PROJECT_ENVIRONMENT": str(api_venv),
             "DATABASE_URL": database,
             "REDIS_URL": backing.redis if answers.get("redis", True) else "",
             "RABBITMQ_URL": backing.rabbitmq,
             "SERVICE_NAME": name,
         }
-        result = uv(
-            "run",
-            "--frozen",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            cwd=project / "services" / name,
-            env=env,
-        )
-        assert result.returncode == 0, f"{render}/{name}:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
-        assert " passed" in result.stdout
+        pytest = uv_command("run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider")
+        output = run_checked(pytest, project / "services" / name, env, f"{render}: pytest")
+        assert " passed" in output
