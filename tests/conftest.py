@@ -5,9 +5,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from stackplate.backing import BackingServices, BackingUrls
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,6 +76,17 @@ def template_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
         else:
             shutil.copy2(source, target / name)
     return target
+
+
+@pytest.fixture(scope="session")
+def backing() -> Iterator[BackingUrls]:
+    """Throwaway PostgreSQL, Redis and RabbitMQ, shared by every test that runs rendered services.
+
+    Each test makes its own database (``create_database``) and its services use
+    their own queue names, so sharing the servers is safe and saves their boot time.
+    """
+    with BackingServices() as services:
+        yield services.urls
 
 
 # Update tests: a module defines ``template`` (a versioned template repository,

@@ -11,7 +11,7 @@ from pathlib import Path
 import copier
 import pytest
 
-from stackplate.backing import BackingServices, create_database
+from stackplate.backing import create_database
 from stackplate.native import dotenv, running_api
 
 pytestmark = pytest.mark.backing
@@ -27,40 +27,39 @@ def admin_token(api_url: str, project: Path) -> str:
         return json.load(response)["access_token"]
 
 
-def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(template_copy, tmp_path) -> None:
+def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(template_copy, tmp_path, backing) -> None:
     project = tmp_path / "project"
     copier.run_copy(str(template_copy), str(project), defaults=True, unsafe=True, quiet=True)
-    with BackingServices() as backing:
-        database = create_database(backing.urls.postgres, "schemathesis_api")
-        limits = {
-            "GENERAL_RATE_LIMIT": "100000/minute",
-            "LOGIN_RATE_LIMIT": "100000/minute",
-            "BCRYPT_ROUNDS": "4",
-        }
-        with running_api(project, "api", backing.urls, database, tmp_path / "venv", tmp_path, limits) as api:
-            token = admin_token(api.url, project)
-            result = subprocess.run(
-                [
-                    str(Path(sys.executable).with_name("schemathesis")),
-                    "run",
-                    f"{api.url}/openapi.json",
-                    "--checks",
-                    "not_a_server_error,response_schema_conformance",
-                    "--max-examples",
-                    "25",
-                    # The SSE stream never ends by design, and logout would revoke our token.
-                    "--exclude-path",
-                    "/api/v1/events",
-                    "--exclude-path",
-                    "/api/v1/auth/logout",
-                    "--request-timeout",
-                    "20",
-                    "--header",
-                    f"Authorization: Bearer {token}",
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=900,
-            )
+    database = create_database(backing.postgres, "schemathesis_api")
+    limits = {
+        "GENERAL_RATE_LIMIT": "100000/minute",
+        "LOGIN_RATE_LIMIT": "100000/minute",
+        "BCRYPT_ROUNDS": "4",
+    }
+    with running_api(project, "api", backing, database, tmp_path / "venv", tmp_path, limits) as api:
+        token = admin_token(api.url, project)
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("schemathesis")),
+                "run",
+                f"{api.url}/openapi.json",
+                "--checks",
+                "not_a_server_error,response_schema_conformance",
+                "--max-examples",
+                "25",
+                # The SSE stream never ends by design, and logout would revoke our token.
+                "--exclude-path",
+                "/api/v1/events",
+                "--exclude-path",
+                "/api/v1/auth/logout",
+                "--request-timeout",
+                "20",
+                "--header",
+                f"Authorization: Bearer {token}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=900,
+        )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -8,19 +8,13 @@ import copier
 import pytest
 from matrix import MATRIX
 
-from stackplate.backing import BackingServices, create_database
+from stackplate.backing import create_database
 from stackplate.native import run_checked, uv_command
 
 pytestmark = pytest.mark.backing
 
 # Renders whose API suites run: the defaults, Redis off, two renamed APIs on other ports.
 RENDERS = ("defaults", "no-redis", "two-apis-two-workers")
-
-
-@pytest.fixture(scope="module")
-def backing():
-    with BackingServices() as services:
-        yield services.urls
 
 
 @pytest.fixture(scope="module")
