@@ -1,0 +1,156 @@
+// Export files: CSV (RFC 4180) and JSON writers fed batch by batch, written to a
+// temporary file beside the final one and made durable (fsync) before anyone may
+// rename it into place, so a reader never sees a half-written export.
+
+import { randomBytes } from "node:crypto";
+import { open, readdir, rename, rm } from "node:fs/promises";
+import path from "node:path";
+
+/** @typedef {import("./db.js").UserRow} UserRow */
+/** @typedef {"csv" | "json"} Format */
+
+/** The exported columns, in file order (never hashed_password). */
+export const COLUMNS = /** @type {const} */ ([
+  "id",
+  "email",
+  "full_name",
+  "role",
+  "is_active",
+  "created_at",
+]);
+
+/**
+ * How one format is written: text before the rows, for each row, and after them.
+ * @typedef {object} Writer
+ * @property {() => string} begin
+ * @property {(row: UserRow, index: number) => string} row
+ * @property {(count: number) => string} end
+ */
+
+/** @type {Record<Format, Writer>} */
+export const WRITERS = {
+  csv: {
+    begin: () => csvLine(COLUMNS),
+    row: (row) => csvLine(COLUMNS.map((column) => row[column])),
+    end: () => "",
+  },
+  json: {
+    // An array written element by element: the whole document never sits in memory.
+    begin: () => "[",
+    row: (row, index) => `${index === 0 ? "\n" : ",\n"}  ${JSON.stringify(pick(row))}`,
+    end: (count) => (count === 0 ? "]\n" : "\n]\n"),
+  },
+};
+
+/**
+ * RFC 4180: fields separated by commas, lines ended by CRLF, a field quoted when it
+ * holds a comma, quote, CR or LF, quotes doubled. null becomes the empty field.
+ * @param {readonly unknown[]} values
+ */
+export function csvLine(values) {
+  return `${values.map(csvField).join(",")}\r\n`;
+}
+
+/** @param {unknown} value */
+export function csvField(value) {
+  if (value === null || value === undefined) return "";
+  const text = String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/**
+ * The row's exported columns, in order (whatever else the query returned).
+ * @param {UserRow} row
+ */
+function pick(row) {
+  return Object.fromEntries(COLUMNS.map((column) => [column, row[column]]));
+}
+
+/**
+ * `.<job_id>.<format>.<random>.tmp`: hidden, unique per attempt, and easy to find
+ * again for cleanup after a crash.
+ * @param {string} jobId
+ * @param {Format} format
+ */
+export function tempName(jobId, format) {
+  return `.${jobId}.${format}.${randomBytes(6).toString("hex")}.tmp`;
+}
+
+/**
+ * Remove temporary files left by earlier attempts of this job (a worker killed
+ * mid-export). Only this job's files: other jobs may be writing right now.
+ * @param {string} dir
+ * @param {string} jobId
+ * @returns {Promise<string[]>} The names removed.
+ */
+export async function removeStaleTemps(dir, jobId) {
+  const prefix = `.${jobId}.`;
+  const stale = (await readdir(dir)).filter((n) => n.startsWith(prefix) && n.endsWith(".tmp"));
+  await Promise.all(stale.map((name) => rm(path.join(dir, name), { force: true })));
+  return stale;
+}
+
+/**
+ * Write all rows to a new temporary file in `dir` and fsync it.
+ * @param {object} options
+ * @param {string} options.dir
+ * @param {string} options.jobId
+ * @param {Format} options.format
+ * @param {AsyncIterable<UserRow[]>} options.batches
+ * @returns {Promise<{ tempPath: string, rowCount: number, fileSize: number }>}
+ */
+export async function writeTempFile({ dir, jobId, format, batches }) {
+  const writer = WRITERS[format];
+  const tempPath = path.join(dir, tempName(jobId, format));
+  const file = await open(tempPath, "wx", 0o644);
+  let rowCount = 0;
+  let fileSize = 0;
+  try {
+    fileSize += await writeAll(file, writer.begin());
+    for await (const rows of batches) {
+      const chunk = rows.map((row, i) => writer.row(row, rowCount + i)).join("");
+      rowCount += rows.length;
+      fileSize += await writeAll(file, chunk);
+    }
+    fileSize += await writeAll(file, writer.end(rowCount));
+    await file.sync();
+  } catch (error) {
+    await file.close().catch(() => {});
+    await rm(tempPath, { force: true });
+    throw error;
+  }
+  await file.close();
+  return { tempPath, rowCount, fileSize };
+}
+
+/**
+ * Move the finished file into place (atomic within one file system) and fsync the
+ * folder so that the rename itself survives a power cut.
+ * @param {string} tempPath
+ * @param {string} finalPath
+ */
+export async function publishFile(tempPath, finalPath) {
+  await rename(tempPath, finalPath);
+  const folder = await open(path.dirname(finalPath), "r");
+  try {
+    await folder.sync();
+  } finally {
+    await folder.close();
+  }
+}
+
+/**
+ * FileHandle.write may write less than asked: loop until everything is out.
+ * @param {import("node:fs/promises").FileHandle} file
+ * @param {string} text
+ * @returns {Promise<number>} Bytes written.
+ */
+async function writeAll(file, text) {
+  const bytes = Buffer.from(text, "utf8");
+  let offset = 0;
+  while (offset < bytes.length) {
+    const { bytesWritten } = await file.write(bytes, offset, bytes.length - offset);
+    offset += bytesWritten;
+  }
+  return bytes.length;
+}
