@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from stackplate import compose
@@ -62,6 +63,32 @@ def api_environment(
     return env
 
 
+def worker_environment(
+    project: Path, service: str, urls: BackingUrls, database_url: str, health_port: int, exports_dir: Path
+) -> dict[str, str]:
+    """The environment of a node-worker service run natively against ``urls``."""
+    env = compose_environment(project, service)
+    env.update(
+        HEALTH_PORT=str(health_port),
+        HEALTH_HOST="127.0.0.1",
+        DATABASE_URL=plain_postgres_url(database_url),
+        RABBITMQ_URL=urls.rabbitmq or "",
+        EXPORTS_DIR=str(exports_dir),
+    )
+    return env
+
+
+def plain_postgres_url(url: str) -> str:
+    """``postgresql+asyncpg://...`` -> ``postgresql://...`` (what node-postgres understands)."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+def npm_ci(service_dir: Path) -> None:
+    """Install a Node service's locked dependencies (``npm ci``; the npm cache makes repeats fast)."""
+    run_checked(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], service_dir, {}, "npm ci")
+
+
 def uv_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "uv", *args]
 
@@ -90,6 +117,7 @@ class RunningService:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    env: Mapping[str, str] = field(default_factory=dict)  # what the process was started with
 
     def log_tail(self, lines: int = 20) -> str:
         with contextlib.suppress(OSError):
@@ -123,7 +151,7 @@ def start_service(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return RunningService(name, url, process, log)
+    return RunningService(name, url, process, log, dict(env))
 
 
 def wait_healthy(service: RunningService, path: str = "/health", timeout: float = 60.0) -> None:
@@ -155,14 +183,24 @@ def running_api(
     workdir: Path,
     extra_env: Mapping[str, str] | None = None,
     workers: int = 1,
+    exports_dir: Path | None = None,
+    port: int | None = None,
+    install: bool = True,
 ) -> Iterator[RunningService]:
-    """A rendered fastapi service: installed, migrated and serving on a free port until the block ends."""
+    """A rendered fastapi service: installed, migrated and serving until the block ends.
+
+    It listens on ``port`` (default: a free one). Its export files go to ``exports_dir``
+    (default ``workdir/<service>-exports``); hand the same folder to the worker that
+    serves this API. ``install=False`` when ``venv`` is already synced.
+    """
     service_dir = project / "services" / service
-    port = free_port()
-    env = api_environment(project, service, urls, database_url, port, workdir / f"{service}-exports")
+    port = port or free_port()
+    exports_dir = exports_dir or workdir / f"{service}-exports"
+    env = api_environment(project, service, urls, database_url, port, exports_dir)
     env.update(extra_env or {})
     env.update(UV_PROJECT_ENVIRONMENT=str(venv), WEB_CONCURRENCY=str(workers))
-    uv_sync(service_dir, venv)
+    if install:
+        uv_sync(service_dir, venv)
     run_checked(uv_command("run", "--frozen", "python", "-m", "app", "migrate"), service_dir, env, "migrate")
     command = uv_command("run", "--frozen", "python", "-m", "app")
     api = start_service(service, command, service_dir, env, f"http://127.0.0.1:{port}", workdir)
@@ -171,3 +209,111 @@ def running_api(
         yield api
     finally:
         api.stop()
+
+
+@contextlib.contextmanager
+def running_worker(
+    project: Path,
+    service: str,
+    urls: BackingUrls,
+    database_url: str,
+    exports_dir: Path,
+    workdir: Path,
+    extra_env: Mapping[str, str] | None = None,
+    install: bool = True,
+) -> Iterator[RunningService]:
+    """A rendered node-worker service: installed and consuming until the block ends.
+
+    ``exports_dir`` must be the one its API serves downloads from (Compose shares a volume).
+    """
+    service_dir = project / "services" / service
+    port = free_port()
+    env = worker_environment(project, service, urls, database_url, port, exports_dir)
+    env.update(extra_env or {})
+    if install:
+        npm_ci(service_dir)
+    command = ["node", "src/index.js"]
+    worker = start_service(service, command, service_dir, env, f"http://127.0.0.1:{port}", workdir)
+    try:
+        wait_healthy(worker)
+        yield worker
+    finally:
+        worker.stop()
+
+
+# --------------------------------------------------------------------------- frontends
+
+# nginx's own settings around the frontend's server block (nginx/default.conf.template):
+# everything in ``root``, so nginx runs unprivileged and leaves nothing elsewhere.
+_NGINX_MAIN = """\
+daemon off;
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log {root}/access.log;
+    client_body_temp_path {root}/tmp/body;
+    proxy_temp_path {root}/tmp/proxy;
+    fastcgi_temp_path {root}/tmp/fastcgi;
+    uwsgi_temp_path {root}/tmp/uwsgi;
+    scgi_temp_path {root}/tmp/scgi;
+    include {root}/server.conf;
+}}
+"""
+
+
+def fill_template(text: str, values: Mapping[str, str]) -> str:
+    """Replace ``${NAME}`` for the given names only, as the nginx image's envsubst does."""
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+    return text
+
+
+def nginx_config(service_dir: Path, root: Path, port: int, api_url: str) -> Path:
+    """Write nginx settings that serve ``service_dir/dist`` on 127.0.0.1:``port`` with the /api proxy."""
+    for temp in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (root / "tmp" / temp).mkdir(parents=True, exist_ok=True)
+    server = fill_template(
+        (service_dir / "nginx" / "default.conf.template").read_text(),
+        {"PORT": f"127.0.0.1:{port}", "API_UPSTREAM": api_url, "STATIC_ROOT": str(service_dir / "dist")},
+    )
+    (root / "server.conf").write_text(server)
+    main = root / "nginx.conf"
+    main.write_text(_NGINX_MAIN.format(root=root))
+    return main
+
+
+def build_frontend(service_dir: Path) -> None:
+    """Install a react-vite service's locked dependencies and build its static files into dist/."""
+    npm_ci(service_dir)
+    run_checked(["npm", "run", "build"], service_dir, {}, "npm run build")
+
+
+@contextlib.contextmanager
+def running_frontend(
+    project: Path,
+    service: str,
+    api_url: str,
+    workdir: Path,
+    port: int | None = None,
+    install: bool = True,
+) -> Iterator[RunningService]:
+    """A rendered react-vite service, built and served by nginx with the production /api proxy."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        raise ServiceError(f"{service}: nginx is not installed (apt-get install nginx)")
+    service_dir = project / "services" / service
+    port = port or free_port()
+    if install:
+        build_frontend(service_dir)
+    config = nginx_config(service_dir, workdir / f"{service}-nginx", port, api_url)
+    command = [nginx, "-c", str(config), "-p", str(config.parent), "-e", str(config.parent / "error.log")]
+    frontend = start_service(service, command, service_dir, {}, f"http://127.0.0.1:{port}", workdir)
+    try:
+        wait_healthy(frontend)
+        yield frontend
+    finally:
+        frontend.stop()

@@ -1,0 +1,139 @@
+"""Every rendered node-worker passes its own suite, and an API and its worker carry an export end to end.
+
+All against real PostgreSQL and RabbitMQ (throwaway servers from stackplate.backing).
+"""
+
+from __future__ import annotations
+
+import csv
+import http.client
+import io
+import json
+import threading
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import copier
+import pytest
+from matrix import MATRIX, services_of
+
+from stackplate.backing import create_database
+from stackplate.native import dotenv, npm_ci, run_checked, running_api, running_worker
+
+pytestmark = pytest.mark.backing
+
+# Renders whose worker suites run: the defaults, and two workers with other names.
+RENDERS = ("defaults", "two-apis-two-workers")
+
+
+def render(template: Path, destination: Path, answers: dict) -> Path:
+    copier.run_copy(str(template), str(destination), data=answers, defaults=True, unsafe=True, quiet=True)
+    return destination
+
+
+def worker_names(answers: dict) -> list[str]:
+    return [s["name"] for s in services_of(answers) if s["kind"] == "node-worker"]
+
+
+@pytest.mark.parametrize("answers_name", RENDERS)
+def test_rendered_worker_suite_passes(answers_name, template_copy, tmp_path, backing) -> None:
+    answers = MATRIX[answers_name]
+    project = render(template_copy, tmp_path / "project", answers)
+    names = worker_names(answers)
+    assert names, f"{answers_name} renders no node-worker"
+    for name in names:
+        service_dir = project / "services" / name
+        npm_ci(service_dir)
+        env = {"DATABASE_URL": backing.postgres, "RABBITMQ_URL": backing.rabbitmq, "SERVICE_NAME": name}
+        run_checked(["npm", "run", "--silent", "lint"], service_dir, env, f"{name}: npm run lint")
+        run_checked(["npm", "run", "--silent", "typecheck"], service_dir, env, f"{name}: npm run typecheck")
+        output = run_checked(["npm", "test"], service_dir, env, f"{name}: npm test")
+        assert "# fail 0" in output, output[-2000:]
+
+
+# --------------------------------------------------------------------------- API + worker
+
+
+def call(url: str, method: str = "GET", body: dict | None = None, token: str | None = None) -> bytes:
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.read()
+
+
+class EventStream(threading.Thread):
+    """Reads the API's SSE stream in the background, collecting each event's data."""
+
+    def __init__(self, api_url: str, token: str) -> None:
+        super().__init__(daemon=True)
+        parts = urlsplit(api_url)
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        self.connection.request("GET", "/api/v1/events", headers={"authorization": f"Bearer {token}"})
+        self.response = self.connection.getresponse()
+        assert self.response.status == 200
+        self.events: list[dict] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        for raw in self.response:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("data: "):
+                event = json.loads(line[len("data: ") :])
+                self.events.append(event)
+                if event["status"] in ("done", "failed"):
+                    self.done.set()
+
+    def close(self) -> None:
+        self.connection.sock.close()
+
+
+def test_export_from_api_through_worker_to_download(template_copy, tmp_path, backing) -> None:
+    """POST /exports, the worker builds it, the browser's SSE stream sees it done, the download holds the rows."""
+    project = render(template_copy, tmp_path / "project", {})
+    secrets = dotenv(project / "config" / ".env")
+    database = create_database(backing.postgres, "export_e2e")
+    exports = tmp_path / "exports"
+    # Own queue and exchange names: the RabbitMQ server is shared with other tests.
+    names = {"EXPORT_QUEUE": "e2e.exports", "EVENTS_EXCHANGE": "e2e.events"}
+    with (
+        running_api(
+            project, "api", backing, database, tmp_path / "venv", tmp_path, names, exports_dir=exports
+        ) as api,
+        running_worker(project, "worker", backing, database, exports, tmp_path, names),
+    ):
+        login = {"email": secrets["FIRST_ADMIN_EMAIL"], "password": secrets["FIRST_ADMIN_PASSWORD"]}
+        token = json.loads(call(f"{api.url}/api/v1/auth/login", "POST", login))["access_token"]
+        for number in range(3):
+            user = {
+                "email": f"u{number}@example.com",
+                "password": "a long password",
+                "full_name": f"U,{number}",
+            }
+            call(f"{api.url}/api/v1/users", "POST", user, token)
+        users = json.loads(call(f"{api.url}/api/v1/users?limit=100", token=token))["items"]
+
+        stream = EventStream(api.url, token)
+        stream.start()
+        try:
+            job = json.loads(call(f"{api.url}/api/v1/exports", "POST", {"format": "csv"}, token))
+            assert stream.done.wait(30), f"no done event; events: {stream.events}"
+        finally:
+            stream.close()
+        statuses = [e["status"] for e in stream.events if e["job_id"] == job["id"]]
+        assert statuses == ["queued", "running", "done"]
+
+        final = json.loads(call(f"{api.url}/api/v1/exports/{job['id']}", token=token))
+        assert final["status"] == "done" and final["row_count"] == len(users) == 4
+        rows = list(
+            csv.DictReader(
+                io.StringIO(call(f"{api.url}/api/v1/exports/{job['id']}/download", token=token).decode())
+            )
+        )
+        assert {(r["id"], r["email"], r["full_name"]) for r in rows} == {
+            (u["id"], u["email"], u["full_name"] or "") for u in users
+        }
+        assert sorted(p.name for p in exports.iterdir()) == [f"{job['id']}.csv"]
