@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine (Debian bookworm, Python 3.11, Node 20, root):
-#   ./dev.sh demo    render the default project and show what it made
+#   ./dev.sh demo    render the default project, boot it natively, print its URLs
 #   ./dev.sh test    run the whole test suite
 #   ./dev.sh lint | render | bench     (the other nox sessions)
 # It installs what is missing itself: Debian packages, uv, nox; nox then builds
@@ -16,6 +16,8 @@ declare -A APT_MARKER=(
   [rabbitmq-server]="/usr/sbin/rabbitmq-server"
   [git]="/usr/bin/git"
   [wrk]="/usr/bin/wrk"
+  [nginx]="/usr/sbin/nginx"
+  [chromium]="/usr/bin/chromium"
 )
 
 install_apt_packages() {

@@ -47,12 +47,12 @@ def render(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """Render the default project and show what it made."""
+    """Render the default project, boot it natively and print its URLs (Ctrl-C stops it)."""
     session.install("-e", ".")
     default = Path(tempfile.mkdtemp(prefix="stackplate-demo-")) / "my-stack"
     destination = Path(session.posargs[0]).resolve() if session.posargs else default
     session.run("stackplate", "new", str(destination))
-    session.run("stackplate", "show", str(destination))
+    session.run("stackplate", "boot", str(destination))
 
 
 @nox.session(python=PYTHON)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -11,9 +14,12 @@ import typer
 import yaml
 
 from stackplate.answers import BACKING_SERVICES, app_services
+from stackplate.backing import BackingServiceError
+from stackplate.boot import BOOT_FILE, STATE_DIR, Booted, booted, docker_engine_problem, docker_up_command
 from stackplate.check import check_project
 from stackplate.compose import ComposeError
 from stackplate.markers import MarkerError
+from stackplate.native import ServiceError
 from stackplate.project import ProjectError
 from stackplate.template import RenderError, render_project
 from stackplate.update import UpdateResult, add_service, remove_service, update_project
@@ -163,6 +169,71 @@ def remove_service_command(
 ) -> None:
     """Remove an app service and its files; refuses while its folder holds your changes."""
     report(_run(lambda: remove_service(project, name, force=force)))
+
+
+class Engine(StrEnum):
+    native = "native"
+    docker = "docker"
+
+
+class _Stop(Exception):
+    """SIGTERM arrived: unwind and stop every service."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop
+
+
+@app.command()
+def boot(
+    project: Annotated[Path, typer.Argument(help="A rendered project folder")] = Path("."),
+    engine: Annotated[
+        Engine, typer.Option(help="native: throwaway servers and local processes; docker: compose up")
+    ] = Engine.native,
+) -> None:
+    """Boot a rendered project and keep it running until Ctrl-C (or SIGTERM).
+
+    Native: throwaway PostgreSQL, Redis and RabbitMQ (or the STACKPLATE_*_URL
+    servers), migrations, then every app service. Prints the URLs and writes them
+    to PROJECT/.stackplate/boot.json.
+    """
+    if engine is Engine.docker:
+        problem = docker_engine_problem()
+        if problem:
+            fail(f"--engine docker: {problem}; use --engine native")
+        raise typer.Exit(subprocess.run(docker_up_command(project.resolve()), check=False).returncode)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        with booted(project, progress=lambda line: typer.echo(f"boot: {line}", err=True)) as stack:
+            _print_urls(stack)
+            _watch(stack)
+    except (_Stop, KeyboardInterrupt):
+        typer.echo("boot: stopped; nothing left running", err=True)
+    except (ProjectError, ServiceError, BackingServiceError) as error:
+        fail(str(error))
+
+
+def _print_urls(stack: Booted) -> None:
+    typer.echo(f"{Path(stack.project).name} is up:")
+    for service in stack.services.values():
+        where = service.url + ("/health" if service.kind == "node-worker" else "")
+        typer.echo(f"  {service.name:<20} {service.kind:<12} {where}")
+    for name, url in stack.backing.items():
+        if url:
+            typer.echo(f"  {name:<20} {'backing':<12} {url}")
+    typer.echo(f"  log in as {stack.admin['email']} (password in config/.env)")
+    typer.echo(f"URLs in {Path(stack.project) / STATE_DIR / BOOT_FILE}; Ctrl-C stops everything.")
+
+
+def _watch(stack: Booted) -> None:
+    """Wait for Ctrl-C; a service that dies meanwhile ends the boot with its log."""
+    while True:
+        time.sleep(1)
+        for service in stack.running.values():
+            if service.process.poll() is not None:
+                raise ServiceError(
+                    f"{service.name} exited with {service.process.returncode}:\n{service.log_tail()}"
+                )
 
 
 def _run(operation: Callable[[], UpdateResult]) -> UpdateResult:
