@@ -19,6 +19,8 @@ export interface Auth {
   user: User | null;
   /** Why the user is signed out, when that was not their choice (shown on the sign-in page). */
   notice: string | null;
+  /** The user pressed "Log out" (so the next sign-in starts afresh, not on their last page). */
+  signedOutByUser: boolean;
   login: (email: string, password: string) => Promise<void>;
   logout: () => Promise<void>;
   /** Read /users/me again (after the user's own record changed). */
@@ -29,13 +31,19 @@ interface State {
   status: AuthStatus;
   user: User | null;
   notice: string | null;
+  signedOutByUser: boolean;
 }
 
 const AuthContext = createContext<Auth | null>(null);
 
 export function AuthProvider({ children }: { children: ReactNode }) {
   const { client } = useServices();
-  const [state, setState] = useState<State>({ status: "loading", user: null, notice: null });
+  const [state, setState] = useState<State>({
+    status: "loading",
+    user: null,
+    notice: null,
+    signedOutByUser: false,
+  });
 
   // A reload loses the in-memory access token: get a new one from the refresh
   // cookie, so the user stays signed in. Under StrictMode this runs twice; the
@@ -45,11 +53,18 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     const restore = async (): Promise<State> => {
       try {
         const token = await client.refresh();
-        if (token === null) return { status: "signedOut", user: null, notice: null };
+        if (token === null) {
+          return { status: "signedOut", user: null, notice: null, signedOutByUser: false };
+        }
         const user = await client.request<User>("/users/me");
-        return { status: "signedIn", user, notice: null };
+        return { status: "signedIn", user, notice: null, signedOutByUser: false };
       } catch (error) {
-        return { status: "signedOut", user: null, notice: messageOf(error) };
+        return {
+          status: "signedOut",
+          user: null,
+          notice: messageOf(error),
+          signedOutByUser: false,
+        };
       }
     };
     void restore().then((restored) => {
@@ -68,6 +83,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
           status: "signedOut",
           user: null,
           notice: current.status === "signedIn" ? SESSION_EXPIRED : current.notice,
+          signedOutByUser: false,
         }));
       }),
     [client],
@@ -77,7 +93,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     async (email: string, password: string) => {
       await client.login(email, password);
       const user = await client.request<User>("/users/me");
-      setState({ status: "signedIn", user, notice: null });
+      setState({ status: "signedIn", user, notice: null, signedOutByUser: false });
     },
     [client],
   );
@@ -89,7 +105,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     } catch (error) {
       notice = `Signed out in this browser, but the server did not confirm it: ${messageOf(error)}`;
     }
-    setState({ status: "signedOut", user: null, notice });
+    setState({ status: "signedOut", user: null, notice, signedOutByUser: true });
   }, [client]);
 
   const reloadUser = useCallback(async () => {
