@@ -192,17 +192,19 @@ def _start(
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (it holds the first admin's password)."""
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text(text)
+    """Write a file only its owner can read (it holds the first admin's password).
+
+    Written beside it and renamed into place, so whoever waits for it never reads half a file.
+    """
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as stream:
+        stream.write(text)
+    temporary.replace(path)
 
 
 # --------------------------------------------------------------------------- Docker
-
-
-class NoDockerEngine(RuntimeError):
-    """No Docker engine answers here; the message is one line."""
 
 
 def docker_engine_problem() -> str | None:

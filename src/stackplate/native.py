@@ -8,7 +8,9 @@ hosts replaced by the live URLs of natively started backing services.
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -247,7 +249,7 @@ def running_worker(
 # everything in ``root``, so nginx runs unprivileged and leaves nothing elsewhere.
 _NGINX_MAIN = """\
 daemon off;
-worker_processes 1;
+{user}worker_processes 1;
 pid {root}/nginx.pid;
 error_log {root}/error.log warn;
 events {{ worker_connections 1024; }}
@@ -282,8 +284,18 @@ def nginx_config(service_dir: Path, root: Path, port: int, api_url: str) -> Path
     )
     (root / "server.conf").write_text(server)
     main = root / "nginx.conf"
-    main.write_text(_NGINX_MAIN.format(root=root))
+    main.write_text(_NGINX_MAIN.format(root=root, user=_nginx_user(service_dir)))
     return main
+
+
+def _nginx_user(service_dir: Path) -> str:
+    """As root, nginx's workers would drop to ``nobody``, who may not read a private project
+    folder (pytest's are 0700): let them run as the folder's owner instead."""
+    if os.geteuid() != 0:
+        return ""  # nginx keeps our user; a "user" line would only draw a warning
+    owner = pwd.getpwuid(service_dir.stat().st_uid)
+    group = grp.getgrgid(owner.pw_gid).gr_name
+    return f"user {owner.pw_name} {group};\n"
 
 
 def build_frontend(service_dir: Path) -> None:
