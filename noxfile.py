@@ -23,7 +23,8 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", *PYTHON_SOURCES)
     session.run("ruff", "format", "--check", *PYTHON_SOURCES)
     # The rendered FastAPI service is plain Python in the template (its own ruff settings).
-    for service in Path("template/services").glob("*fastapi*"):
+    python_in_template = [*Path("template/services").glob("*fastapi*"), Path("template/e2e")]
+    for service in python_in_template:
         # --no-cache: a .ruff_cache inside template/ would otherwise sit among the rendered files.
         session.run("ruff", "check", "--no-cache", str(service))
         session.run("ruff", "format", "--no-cache", "--check", str(service))
