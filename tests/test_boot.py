@@ -1,0 +1,103 @@
+"""``stackplate boot`` boots rendered projects natively; the rendered browser suite passes against them.
+
+Each boot is the real command in a subprocess: throwaway PostgreSQL, Redis and
+RabbitMQ, every app service, then SIGTERM; nothing may be left running. The
+browser suite is the one the project ships in ``e2e/`` (its own CI runs it too),
+driving Debian's chromium; screenshots go to ``test-results/e2e/<render>/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import copier
+import pytest
+from booting import alive, descendants, stackplate_boot
+from conftest import REPO
+from matrix import MATRIX, services_of
+
+from stackplate.native import run_checked, uv_command
+
+pytestmark = pytest.mark.backing
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def render(template: Path, destination: Path, answers: dict) -> Path:
+    copier.run_copy(str(template), str(destination), data=answers, defaults=True, unsafe=True, quiet=True)
+    return destination
+
+
+def status(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status
+
+
+@pytest.fixture(scope="session")
+def e2e_venv(tmp_path_factory) -> Path:
+    """One virtualenv for the rendered e2e suites: they share pyproject.toml and uv.lock."""
+    return tmp_path_factory.mktemp("e2e-venv") / "venv"
+
+
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)"
+)
+@pytest.mark.parametrize("answers_name", ["defaults", "two-apis-two-workers"])
+def test_booted_project_passes_its_browser_suite(answers_name, template_copy, tmp_path, e2e_venv) -> None:
+    project = render(template_copy, tmp_path / "project", MATRIX[answers_name])
+    artifacts = REPO / "test-results" / "e2e" / answers_name
+    shutil.rmtree(artifacts, ignore_errors=True)
+    with stackplate_boot(project, tmp_path / "boot.log") as booted:
+        kinds = {name: service["kind"] for name, service in booted["services"].items()}
+        assert set(kinds) == {s["name"] for s in services_of(MATRIX[answers_name])}
+        for service in booted["services"].values():
+            assert status(service["url"] + "/health") == 200, service
+            if service["kind"] == "react-vite":  # the production /api proxy
+                assert status(service["url"] + "/api/v1/health") == 200, service
+        frontend = next(name for name, kind in kinds.items() if kind == "react-vite")
+        env = {
+            "UV_PROJECT_ENVIRONMENT": str(e2e_venv),
+            "E2E_BOOT_FILE": str(project / ".stackplate" / "boot.json"),
+            "E2E_FRONTEND": frontend,
+            "E2E_CHROMIUM": CHROMIUM,
+            "E2E_ARTIFACTS": str(artifacts),
+        }
+        pytest_command = uv_command("run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider")
+        output = run_checked(pytest_command, project / "e2e", env, f"{answers_name}: e2e suite")
+        assert " passed" in output and "failed" not in output, output
+    assert len(list(artifacts.glob("*.png"))) >= 4, f"screenshots missing in {artifacts}"
+
+
+def test_boot_names_a_service_that_fails_to_start(template_copy, tmp_path) -> None:
+    project = render(template_copy, tmp_path / "project", MATRIX["minimal"])
+    main = project / "services" / "api" / "app" / "main.py"
+    main.write_text(main.read_text() + '\nraise RuntimeError("broken on purpose")\n')
+    command = [str(Path(sys.executable).with_name("stackplate")), "boot", str(project)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen: set[int] = set()
+    while process.poll() is None:
+        seen |= descendants(process.pid)
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 1, output
+    assert "api exited with" in output and "broken on purpose" in output, output
+    assert not (project / ".stackplate" / "boot.json").exists()
+    assert not alive(seen), f"left running: {sorted(alive(seen))}"
+
+
+def test_boot_with_docker_engine_says_there_is_none(template_copy, tmp_path) -> None:
+    project = render(template_copy, tmp_path / "project", MATRIX["minimal"])
+    command = [str(Path(sys.executable).with_name("stackplate")), "boot", "--engine", "docker", str(project)]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env={"DOCKER_HOST": "unix:///nonexistent.sock", "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no Docker engine answers" in lines[0], result.stderr
