@@ -147,7 +147,8 @@ def test_add_service_rejects_an_unknown_kind(project) -> None:
 
 def test_remove_service_refuses_edited_folder_then_force_removes(project) -> None:
     (project / "services/worker/src/mine.js").write_text("export const mine = 1;\n")
-    edit(project / "services/worker/src/index.js", "// The worker's entry point.", "// Our worker.")
+    index = project / "services/worker/src/index.js"
+    index.write_text(index.read_text() + "// Our change.\n")
     commit_all(project, "worker changes")
     refused = run("remove-service", "worker", "-C", str(project))
     assert refused.exit_code == 1
