@@ -122,6 +122,8 @@ def _links_problem(entries: list[Mapping[str, Any]]) -> str | None:
                 return f"service {name!r} names api {entry['api']!r}, which is not a fastapi service"
         elif entry["kind"] == "react-vite" and not apis:
             return f"service {name!r} is a react-vite frontend and needs a fastapi service to talk to"
+        elif entry["kind"] == "node-worker" and not apis:
+            return f"service {name!r} is a node-worker and needs a fastapi service whose exports it runs"
     return None
 
 
