@@ -22,8 +22,12 @@ def lint(session: nox.Session) -> None:
     session.install("ruff", "yamllint")
     session.run("ruff", "check", *PYTHON_SOURCES)
     session.run("ruff", "format", "--check", *PYTHON_SOURCES)
-    # The rendered FastAPI service is plain Python in the template (its own ruff settings).
-    python_in_template = [*Path("template/services").glob("*fastapi*"), Path("template/e2e")]
+    # Python that is rendered into projects: the FastAPI services, the e2e suite, the scripts.
+    python_in_template = [
+        *Path("template/services").glob("*fastapi*"),
+        Path("template/e2e"),
+        Path("template/scripts"),
+    ]
     for service in python_in_template:
         # --no-cache: a .ruff_cache inside template/ would otherwise sit among the rendered files.
         session.run("ruff", "check", "--no-cache", str(service))

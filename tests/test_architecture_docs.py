@@ -1,0 +1,368 @@
+"""docs/architecture/overview.md and scripts/check_docs.py: in step for every matrix entry, and drift is caught."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import copier
+import pytest
+from matrix import MATRIX
+
+from stackplate import compose
+from stackplate.check import check_project, docs_problems
+
+OVERVIEW = "docs/architecture/overview.md"
+CHECKER = "scripts/check_docs.py"
+
+
+def load_checker(project: Path) -> ModuleType:
+    """The project's scripts/check_docs.py as a module."""
+    spec = importlib.util.spec_from_file_location(f"check_docs_{abs(hash(str(project)))}", project / CHECKER)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def add_placeholder_docs(project: Path) -> list[str]:
+    """Empty files for the doc pages that links lead to but that are written elsewhere.
+
+    The other pages of docs/ are written in parallel with the overview; until
+    they exist, the links to them would fail every check. Only pages inside
+    docs/ are made up, and only in this test project.
+    """
+    checker = load_checker(project)
+    made = []
+    for document in checker.markdown_files(project):
+        for link in checker.relative_links(document.read_text(encoding="utf-8")):
+            target = checker.link_target(project, document, link).resolve()
+            if not target.exists() and target.is_relative_to((project / "docs").resolve()):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text("")
+                made.append(target.relative_to(project.resolve()).as_posix())
+    return made
+
+
+@pytest.fixture(scope="module")
+def render(template_copy, tmp_path_factory) -> Callable[[str], Path]:
+    """Render a matrix entry (once per module), with placeholders for the docs written elsewhere."""
+    rendered: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in rendered:
+            destination = tmp_path_factory.mktemp(name) / "project"
+            copier.run_copy(
+                str(template_copy),
+                str(destination),
+                data=MATRIX[name],
+                defaults=True,
+                unsafe=True,
+                quiet=True,
+            )
+            add_placeholder_docs(destination)
+            rendered[name] = destination
+        return rendered[name]
+
+    return get
+
+
+def run_checker(project: Path) -> subprocess.CompletedProcess[str]:
+    """``python scripts/check_docs.py`` in the project, as its users run it."""
+    return subprocess.run(
+        [sys.executable, CHECKER], cwd=project, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def diagram_blocks(project: Path) -> dict[str, str]:
+    """The fenced blocks of the overview's diagram section, by language."""
+    text = (project / OVERVIEW).read_text(encoding="utf-8")
+    section = re.search(r"<!-- check:diagram -->(.*?)<!-- /check:diagram -->", text, re.DOTALL)
+    assert section, "the overview has no diagram section"
+    return dict(re.findall(r"^```(\w+)\n(.*?)^```$", section.group(1), re.DOTALL | re.MULTILINE))
+
+
+def compose_services(project: Path) -> dict[str, dict[str, dict]]:
+    """The services of the development and production combinations, as Compose resolves them."""
+    return {
+        combination: compose.resolved(project, combination)["services"]
+        for combination in ("development", "production")
+    }
+
+
+# ------------------------------------------------------- every matrix entry
+
+ENTRIES = sorted(MATRIX)
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_check_docs_passes_on_a_fresh_project(render, name) -> None:
+    result = run_checker(render(name))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "docs match the compose files"
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_overview_names_every_service_and_its_ports(render, name) -> None:
+    project = render(name)
+    text = (project / OVERVIEW).read_text(encoding="utf-8")
+    ports = re.search(r"<!-- check:ports -->(.*?)<!-- /check:ports -->", text, re.DOTALL)
+    assert ports, "the overview has no port table"
+    rows = {line.split("|")[1].strip(): line for line in ports.group(1).splitlines() if line.startswith("| ")}
+    for combination, services in compose_services(project).items():
+        for service, spec in services.items():
+            row = rows.get(service)
+            assert row, f"{name}: no table row for {service} ({combination})"
+            for port in spec.get("ports", []):
+                assert f"{port['published']}:{port['target']}" in row, f"{name}: {service} {port} in {row}"
+    answers = MATRIX[name]
+    for service in answers.get("services", []):
+        assert f"| {service['name']} |" in text
+        if "port" in service:
+            assert f"| {service['name']} | {service['port']} | {service['port']} |" in text
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_ascii_diagram_boxes_are_sized_to_the_names(render, name) -> None:
+    project = render(name)
+    block = diagram_blocks(project)["text"]
+    rows: list[list[str]] = []
+    previous_was_box = False
+    for line in block.splitlines():
+        is_box = line[:1] in ("┌", "│", "└")
+        if is_box and not previous_was_box:
+            rows.append([])
+        if is_box:
+            rows[-1].append(line)
+        previous_was_box = is_box
+    assert rows, f"{name}: no boxes in the ASCII diagram"
+    first_lines = set()
+    for row in rows:
+        assert len({len(line) for line in row}) == 1, f"{name}: ragged box row:\n" + "\n".join(row)
+        top, *middle, bottom = row
+        for box in re.finditer(r"┌(─+)┐", top):
+            start, end, inner = box.start(), box.end(), len(box.group(1))
+            assert bottom[start:end] == "└" + "─" * inner + "┘"
+            contents = [line[start + 1 : end - 1] for line in middle]
+            assert all(line[start] == "│" == line[end - 1] for line in middle)
+            # One space of padding each side of the longest line: the box fits its text.
+            assert all(content.startswith(" ") for content in contents)
+            assert max(len(content.rstrip()) for content in contents) == inner - 1, contents
+            first_lines.add(contents[0].strip())
+    for services in compose_services(project).values():
+        assert set(services) <= first_lines, f"{name}: {set(services) - first_lines} have no box"
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_mermaid_flowchart_shows_every_service(render, name) -> None:
+    project = render(name)
+    mermaid = diagram_blocks(project)["mermaid"]
+    assert mermaid.startswith("flowchart ")
+    for services in compose_services(project).values():
+        for service in services:
+            assert f'"{service}<br/>' in mermaid, f"{name}: {service} is not in the Mermaid diagram"
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_checker_merges_the_compose_files_as_compose_does(render, name) -> None:
+    """The checker's own merge of the files agrees with the real Compose binary."""
+    project = render(name)
+    checker = load_checker(project)
+    stack, problems = checker.load_stack(project)
+    assert problems == []
+    for combination in ("development", "production"):
+        resolved = compose.resolved(project, combination)
+        merged = getattr(stack, combination)
+        assert set(merged["services"]) == set(resolved["services"])
+        assert set(merged["volumes"]) == set(resolved["volumes"])
+        assert set(merged["networks"]) == set(resolved["networks"])
+        for service, spec in resolved["services"].items():
+            ours = {(port[1], port[2]) for port in checker._ports(merged["services"][service].get("ports"))}
+            assert ours == {(p["published"], str(p["target"])) for p in spec.get("ports", [])}, service
+            limits = spec.get("deploy", {}).get("resources", {}).get("limits", {})
+            our_limits = ((merged["services"][service].get("deploy") or {}).get("resources") or {}).get(
+                "limits"
+            )
+            if limits:
+                assert checker._bytes(our_limits["memory"]) == float(limits["memory"]), service
+                assert float(our_limits["cpus"]) == float(limits["cpus"]), service
+
+
+def test_checker_declares_its_dependencies_for_uv_run(render) -> None:
+    """PEP 723 metadata, so that ``uv run scripts/check_docs.py`` brings PyYAML along."""
+    text = (render("defaults") / CHECKER).read_text(encoding="utf-8")
+    block = re.search(r"^# /// script\n(.*?)^# ///$", text, re.DOTALL | re.MULTILINE)
+    assert block
+    metadata = tomllib.loads(
+        "\n".join(line.removeprefix("#").removeprefix(" ") for line in block.group(1).splitlines())
+    )
+    assert metadata["requires-python"] == ">=3.11"
+    assert any(dependency.startswith("pyyaml") for dependency in metadata["dependencies"])
+
+
+# -------------------------------------------------------------------- drift
+
+
+@pytest.fixture
+def project(render, tmp_path) -> Path:
+    """A fresh copy of the defaults render, to break."""
+    copy = tmp_path / "project"
+    shutil.copytree(render("defaults"), copy)
+    return copy
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} is not in {path.name}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def add_mailhog(project: Path) -> None:
+    """A service of the user's, outside the template's blocks, and not in the docs."""
+    edit(
+        project / "docker-compose.yml",
+        "\nvolumes:\n",
+        '\n  mailhog:\n    image: mailhog/mailhog:v1.0.1\n    ports:\n      - "8025:8025"\n'
+        "    networks:\n      - app-network\n\nvolumes:\n",
+    )
+
+
+def add_volume(project: Path) -> None:
+    edit(project / "docker-compose.yml", "  ##<</VOLUMES>>\n", "  ##<</VOLUMES>>\n  uploads-data:\n")
+
+
+def publish_in_production(service: str, port: str) -> Callable[[Path], None]:
+    def change(project: Path) -> None:
+        edit(
+            project / "docker-compose.production.yml",
+            f"  {service}:\n    restart: always\n",
+            f'  {service}:\n    restart: always\n    ports:\n      - "{port}"\n',
+        )
+
+    return change
+
+
+def change_api_memory(project: Path) -> None:
+    path = project / "docker-compose.production.yml"
+    text = path.read_text(encoding="utf-8")
+    api = text.index("  api:\n")
+    at = text.index("memory: 1G", api)
+    path.write_text(text[:at] + "memory: 2G" + text[at + len("memory: 1G") :], encoding="utf-8")
+
+
+def break_a_link(project: Path) -> None:
+    (project / "docs/notes.md").write_text(
+        "# Notes\n\nSee [the runbook](../docs/operations/runbook.md#restart) and [the overview](architecture/overview.md).\n",
+        encoding="utf-8",
+    )
+
+
+DRIFT = {
+    "dev-port": (
+        lambda project: edit(project / "docker-compose.development.yml", '"8000:8000"', '"8001:8000"'),
+        [
+            f"{OVERVIEW}: port table says api publishes 8000 in development, "
+            "docker-compose.development.yml publishes 8001",
+            f"{OVERVIEW}: port table says api maps 8000:8000 in development, "
+            "docker-compose.development.yml maps 8001:8000",
+        ],
+    ),
+    "undocumented-service": (
+        add_mailhog,
+        [
+            f"{OVERVIEW}: the ASCII diagram does not show mailhog (a service in docker-compose.yml)",
+            f"{OVERVIEW}: the Mermaid diagram does not show mailhog (a service in docker-compose.yml)",
+            f"{OVERVIEW}: port table has no row for mailhog (a service in docker-compose.yml)",
+            f"{OVERVIEW}: resource table has no row for mailhog, which production runs",
+            "docker-compose.yml: production publishes 8025:8025 for mailhog, which is neither a frontend nor an API",
+        ],
+    ),
+    "volume": (
+        add_volume,
+        [f"{OVERVIEW}: volumes section does not list volume uploads-data, which docker-compose.yml declares"],
+    ),
+    "subnet": (
+        lambda project: edit(
+            project / "docker-compose.yml", "subnet: 172.20.0.0/16", "subnet: 172.21.0.0/16"
+        ),
+        [
+            f"{OVERVIEW}: network table says app-network has subnet 172.20.0.0/16, "
+            "docker-compose.yml configures 172.21.0.0/16",
+            f"{OVERVIEW}: network table says app-network has gateway 172.20.0.1, "
+            "docker-compose.yml configures 172.21.0.1",
+        ],
+    ),
+    "worker-port-in-production": (
+        publish_in_production("worker", "9090:9090"),
+        [
+            "docker-compose.production.yml: production publishes 9090:9090 for worker, "
+            "which is a node-worker service; only frontend (react-vite) and API (fastapi) services "
+            "may publish ports in production",
+            f"{OVERVIEW}: port table says worker maps - in production, docker-compose.production.yml maps 9090:9090",
+        ],
+    ),
+    "backing-port-in-production": (
+        publish_in_production("postgres", "5432:5432"),
+        [
+            "docker-compose.production.yml: production publishes 5432:5432 for postgres, which is neither a frontend nor an API"
+        ],
+    ),
+    "memory-limit": (
+        change_api_memory,
+        [f"{OVERVIEW}: resource table says api has memory limit 1G, docker-compose.production.yml sets 2G"],
+    ),
+    "broken-link": (
+        break_a_link,
+        [
+            "docs/notes.md: link ../docs/operations/runbook.md#restart leads to docs/operations/runbook.md, which does not exist"
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DRIFT))
+def test_drift_is_caught_and_named(project, case) -> None:
+    change, expected = DRIFT[case]
+    change(project)
+    result = run_checker(project)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for line in expected:
+        assert any(found.startswith(line) for found in lines), f"missing {line!r} in:\n{result.stdout}"
+    assert "docs match the compose files" not in result.stdout
+
+
+def test_links_to_urls_anchors_and_code_are_not_files(project) -> None:
+    (project / "docs/notes.md").write_text(
+        "# Notes\n\n[web](https://example.com/x.md) [mail](mailto:ops@example.com) [top](#notes)\n"
+        "[overview](architecture/overview.md#ports) [root](/README.md) `[code](nowhere.md)`\n\n"
+        "```markdown\n[fenced](nowhere.md)\n```\n\n[ref]: ./architecture/overview.md\n",
+        encoding="utf-8",
+    )
+    result = run_checker(project)
+    assert result.returncode == 0, result.stdout
+
+
+def test_stackplate_check_reports_the_docs_drift(project) -> None:
+    edit(project / "docker-compose.development.yml", '"8000:8000"', '"8001:8000"')
+    problems = check_project(project)
+    assert (
+        f"{OVERVIEW}: port table says api publishes 8000 in development, "
+        "docker-compose.development.yml publishes 8001"
+    ) in problems
+
+
+def test_stackplate_check_skips_projects_without_the_checker(project) -> None:
+    """Projects rendered by template versions before the docs have no scripts/check_docs.py."""
+    edit(project / "docker-compose.development.yml", '"8000:8000"', '"8001:8000"')
+    assert docs_problems(project) != []
+    (project / CHECKER).unlink()
+    assert docs_problems(project) == []
