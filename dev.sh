@@ -18,6 +18,7 @@ declare -A APT_MARKER=(
   [wrk]="/usr/bin/wrk"
   [nginx]="/usr/sbin/nginx"
   [chromium]="/usr/bin/chromium"
+  [shellcheck]="/usr/bin/shellcheck"
 )
 
 install_apt_packages() {
