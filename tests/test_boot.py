@@ -72,11 +72,14 @@ def test_booted_project_passes_its_browser_suite(answers_name, template_copy, tm
     assert len(list(artifacts.glob("*.png"))) >= 4, f"screenshots missing in {artifacts}"
 
 
-def test_boot_names_a_service_that_fails_to_start(template_copy, tmp_path) -> None:
+@pytest.mark.parametrize("given_postgres", [False, True], ids=["throwaway-postgres", "given-postgres"])
+def test_boot_names_a_service_that_fails_to_start(given_postgres, template_copy, tmp_path, backing) -> None:
     project = render(template_copy, tmp_path / "project", MATRIX["minimal"])
     main = project / "services" / "api" / "app" / "main.py"
     main.write_text(main.read_text() + '\nraise RuntimeError("broken on purpose")\n')
     command = [str(Path(sys.executable).with_name("stackplate")), "boot", str(project)]
+    if given_postgres:
+        command += ["--postgres-url", backing.postgres]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen: set[int] = set()
     while process.poll() is None:
@@ -84,6 +87,8 @@ def test_boot_names_a_service_that_fails_to_start(template_copy, tmp_path) -> No
     output = process.communicate(timeout=60)[0]
     assert process.returncode == 1, output
     assert "api exited with" in output and "broken on purpose" in output, output
+    if given_postgres:  # the API got as far as migrating on the given server, and none was started
+        assert "using the given postgres" in output and "throwaway" not in output, output
     assert not (project / ".stackplate" / "boot.json").exists()
     assert not alive(seen), f"left running: {sorted(alive(seen))}"
 

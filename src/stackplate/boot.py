@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from stackplate.answers import app_services
-from stackplate.backing import BackingServices, BackingUrls, create_database, free_port
+from stackplate.backing import ENV_VARS, BackingServices, BackingUrls, create_database, free_port
 from stackplate.native import (
     RunningService,
     build_frontend,
@@ -127,7 +127,7 @@ def booted(project: Path, progress: Progress = print) -> Iterator[Booted]:
     switches = {name: bool(answers.get(name)) for name in ("postgres", "redis", "rabbitmq")}
 
     with contextlib.ExitStack() as stack:
-        progress("starting " + ", ".join(n for n, on in switches.items() if on) + " (throwaway servers)")
+        progress(_backing_plan(switches))
         # In the system temp dir: the postgres user must reach its data dir, and a
         # project under /root would not let it.
         backing = stack.enter_context(BackingServices(**switches))
@@ -160,6 +160,15 @@ def booted(project: Path, progress: Progress = print) -> Iterator[Booted]:
         _write_private(boot_file, json.dumps(result.as_json(), indent=2) + "\n")
         stack.callback(boot_file.unlink, missing_ok=True)
         yield result
+
+
+def _backing_plan(switches: dict[str, bool]) -> str:
+    """What the boot is about to do about PostgreSQL, Redis and RabbitMQ, in words."""
+    given = [name for name, on in switches.items() if on and os.environ.get(ENV_VARS[name])]
+    started = [name for name, on in switches.items() if on and name not in given]
+    parts = [f"starting {', '.join(started)} (throwaway servers)"] if started else []
+    parts += [f"using the given {', '.join(given)}"] if given else []
+    return "; ".join(parts) or "no backing services"
 
 
 def _start(

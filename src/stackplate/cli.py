@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -14,7 +15,7 @@ import typer
 import yaml
 
 from stackplate.answers import BACKING_SERVICES, app_services
-from stackplate.backing import BackingServiceError
+from stackplate.backing import ENV_VARS, BackingServiceError
 from stackplate.boot import BOOT_FILE, STATE_DIR, Booted, booted, docker_engine_problem, docker_up_command
 from stackplate.check import check_project
 from stackplate.compose import ComposeError
@@ -190,6 +191,11 @@ def boot(
     engine: Annotated[
         Engine, typer.Option(help="native: throwaway servers and local processes; docker: compose up")
     ] = Engine.native,
+    postgres_url: Annotated[
+        str | None, typer.Option(help="Use this PostgreSQL server (its user may create databases)")
+    ] = None,
+    redis_url: Annotated[str | None, typer.Option(help="Use this Redis server")] = None,
+    rabbitmq_url: Annotated[str | None, typer.Option(help="Use this RabbitMQ server")] = None,
 ) -> None:
     """Boot a rendered project and keep it running until Ctrl-C (or SIGTERM).
 
@@ -202,6 +208,11 @@ def boot(
         if problem:
             fail(f"--engine docker: {problem}; use --engine native")
         raise typer.Exit(subprocess.run(docker_up_command(project.resolve()), check=False).returncode)
+    # The backing module hands out these servers instead of starting throwaway ones.
+    given = {"postgres": postgres_url, "redis": redis_url, "rabbitmq": rabbitmq_url}
+    for name, url in given.items():
+        if url:
+            os.environ[ENV_VARS[name]] = url
     signal.signal(signal.SIGTERM, _raise_stop)
     try:
         with booted(project, progress=lambda line: typer.echo(f"boot: {line}", err=True)) as stack:
