@@ -97,7 +97,7 @@ GIT_ENV = {
 }
 
 # A path part such as: {% yield svc from services | of_kind("x") %}{{ svc.name }}{% endyield %}
-YIELD_PART = re.compile(r"^\{%-?\s*yield\s+(\w+)\s+from\s+(.+?)\s*-?%\}(.*)\{%-?\s*endyield\s*-?%\}$")
+YIELD_PART = re.compile(r"^\{%-?\s*yield\s+(\w+)\s+from\s+(.+?)\s*-?%\}(.*)\{%-?\s*endyield\s*-?%\}(.*)$")
 
 
 # ------------------------------------------------------------------ inputs
@@ -197,17 +197,17 @@ def expand_part(
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Each (rendered name, context) a path part stands for.
 
-    A ``{% yield x from EXPR %}NAME{% endyield %}`` part becomes one name per
+    A ``{% yield x from EXPR %}NAME{% endyield %}SUFFIX`` part becomes one name per
     item of EXPR, with x bound for everything below it, as in Copier.
     """
     match = YIELD_PART.match(part)
     if not match:
         yield env.from_string(part).render(context), context
         return
-    name, expr, body = match.groups()
+    name, expr, body, suffix = match.groups()
     for item in env.compile_expression(expr)(context):
         inner = {**context, name: item}
-        yield env.from_string(body).render(inner), inner
+        yield env.from_string(body + suffix).render(inner), inner
 
 
 def floor_paths(
