@@ -70,6 +70,10 @@ def test_booted_project_passes_its_browser_suite(answers_name, template_copy, tm
         output = run_checked(pytest_command, project / "e2e", env, f"{answers_name}: e2e suite")
         assert " passed" in output and "failed" not in output, output
     assert len(list(artifacts.glob("*.png"))) >= 4, f"screenshots missing in {artifacts}"
+    printed = (tmp_path / "boot.log").read_text()
+    frontend_url = booted["services"][frontend]["url"]
+    assert all(service["url"] in printed for service in booted["services"].values()), printed
+    assert f"open {frontend_url} and sign in as {booted['admin']['email']}" in printed, printed
 
 
 @pytest.mark.parametrize("given_postgres", [False, True], ids=["throwaway-postgres", "given-postgres"])

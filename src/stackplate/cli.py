@@ -232,7 +232,9 @@ def _print_urls(stack: Booted) -> None:
     for name, url in stack.backing.items():
         if url:
             typer.echo(f"  {name:<20} {'backing':<12} {url}")
-    typer.echo(f"  log in as {stack.admin['email']} (password in config/.env)")
+    frontends = [s.url for s in stack.services.values() if s.kind == "react-vite"]
+    where = f"open {frontends[0]} and sign in" if frontends else "sign in"
+    typer.echo(f"{where} as {stack.admin['email']} (FIRST_ADMIN_PASSWORD in config/.env)")
     typer.echo(f"URLs in {Path(stack.project) / STATE_DIR / BOOT_FILE}; Ctrl-C stops everything.")
 
 
