@@ -312,8 +312,13 @@ def test_scripts_are_executable_lint_clean_and_helpful(render) -> None:
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    libraries = sorted((project / "scripts" / "lib").glob("*.sh"))
+    assert [p.name for p in libraries] == ["common.sh", "postgres.sh", "redis.sh"]
+    for library in libraries:
+        assert not UNRENDERED.search(library.read_text()), f"{library.name}: leftover Jinja pattern"
+    # -x: follow the libraries each script sources, so they are checked as used.
     done = subprocess.run(
-        [shellcheck, *(str(project / "scripts" / n) for n in SCRIPTS)],
+        [shellcheck, "-x", *(str(project / "scripts" / n) for n in SCRIPTS), *map(str, libraries)],
         capture_output=True,
         text=True,
         check=False,

@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Dump PostgreSQL databases with pg_dump, in the custom format, to timestamped files.
 # Run with --help for the settings; docs/operations/backup-restore.md has the schedule
 # and the restore drill.
 set -euo pipefail
+
+LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib"
+# shellcheck source=lib/common.sh
+source "$LIB/common.sh"
+# shellcheck source=lib/postgres.sh
+source "$LIB/postgres.sh"
 
 usage() {
     cat <<'EOF'
@@ -37,38 +44,6 @@ Example (the development stack, database "api"):
   set -a; . config/.env; set +a
   POSTGRES_PORT=5432 scripts/backup-postgres.sh api
 EOF
-}
-
-die() {
-    echo "backup-postgres: $*" >&2
-    exit 1
-}
-
-# postgresql+driver://authority/old?query -> postgresql://authority/NEW?query
-url_with_database() {
-    local url=$1 database=$2 scheme rest authority query=""
-    scheme=${url%%://*}
-    scheme=${scheme%%+*}
-    rest=${url#*://}
-    authority=${rest%%/*}
-    if [[ $rest == *\?* ]]; then
-        query="?${rest#*\?}"
-        authority=${authority%%\?*}
-    fi
-    printf '%s://%s/%s%s' "$scheme" "$authority" "$database" "$query"
-}
-
-database_of_url() {
-    local rest=${1#*://}
-    rest=${rest%%\?*}
-    if [[ $rest == */* ]]; then
-        printf '%s' "${rest#*/}"
-    fi
-}
-
-# How many arguments: the length of an array, as $(count "${array[@]}").
-count() {
-    echo "$#"
 }
 
 main() {

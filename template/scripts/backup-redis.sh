@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Copy Redis's RDB snapshot (redis-cli --rdb) to a timestamped file.
 # Run with --help for the settings; docs/operations/backup-restore.md explains what
 # Redis holds in this stack and when a backup of it is worth having.
 set -euo pipefail
+
+LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib"
+# shellcheck source=lib/common.sh
+source "$LIB/common.sh"
+# shellcheck source=lib/redis.sh
+source "$LIB/redis.sh"
 
 usage() {
     cat <<'EOF'
@@ -23,53 +30,6 @@ Settings:
 Example (the development stack):
   REDIS_URL=redis://127.0.0.1:6379/0 scripts/backup-redis.sh
 EOF
-}
-
-die() {
-    echo "backup-redis: $*" >&2
-    exit 1
-}
-
-# %XX escapes of a URL part, decoded.
-url_decode() {
-    local value=${1//+/ }
-    printf '%b' "${value//%/\\x}"
-}
-
-# redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] -> redis_user, redis_password, redis_host, redis_port
-parse_redis_url() {
-    local rest=${1#*://} userinfo="" hostport
-    rest=${rest%%/*}
-    redis_user="" redis_password=""
-    if [[ $rest == *@* ]]; then
-        userinfo=${rest%@*}
-        hostport=${rest##*@}
-        if [[ $userinfo == *:* ]]; then
-            redis_user=$(url_decode "${userinfo%%:*}")
-            redis_password=$(url_decode "${userinfo#*:}")
-        else
-            redis_password=$(url_decode "$userinfo")
-        fi
-    else
-        hostport=$rest
-    fi
-    if [[ $hostport == \[*\]* ]]; then # [IPv6]:port
-        redis_host=${hostport%%]*}
-        redis_host=${redis_host#[}
-        redis_port=${hostport##*]}
-        redis_port=${redis_port#:}
-    else
-        redis_host=${hostport%%:*}
-        redis_port=${hostport#"$redis_host"}
-        redis_port=${redis_port#:}
-    fi
-    redis_host=${redis_host:-127.0.0.1}
-    redis_port=${redis_port:-6379}
-}
-
-# How many arguments: the length of an array, as $(count "${array[@]}").
-count() {
-    echo "$#"
 }
 
 main() {

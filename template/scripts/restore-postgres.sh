@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Restore a dump made by backup-postgres.sh into a fresh (empty) database.
 # Run with --help for the settings; docs/operations/backup-restore.md has the restore drill.
 set -euo pipefail
+
+LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib"
+# shellcheck source=lib/common.sh
+source "$LIB/common.sh"
+# shellcheck source=lib/postgres.sh
+source "$LIB/postgres.sh"
 
 usage() {
     cat <<'EOF'
@@ -40,32 +47,6 @@ Example (restore drill: a new database next to the live one):
 EOF
 }
 
-die() {
-    echo "restore-postgres: $*" >&2
-    exit 1
-}
-
-url_with_database() {
-    local url=$1 database=$2 scheme rest authority query=""
-    scheme=${url%%://*}
-    scheme=${scheme%%+*}
-    rest=${url#*://}
-    authority=${rest%%/*}
-    if [[ $rest == *\?* ]]; then
-        query="?${rest#*\?}"
-        authority=${authority%%\?*}
-    fi
-    printf '%s://%s/%s%s' "$scheme" "$authority" "$database" "$query"
-}
-
-database_of_url() {
-    local rest=${1#*://}
-    rest=${rest%%\?*}
-    if [[ $rest == */* ]]; then
-        printf '%s' "${rest#*/}"
-    fi
-}
-
 # The --dbname value for DATABASE: a URL, or a plain name (libpq reads PG* variables).
 connection() {
     if [[ -n ${DATABASE_URL:-} ]]; then
@@ -73,11 +54,6 @@ connection() {
     else
         printf '%s' "$1"
     fi
-}
-
-# How many arguments: the length of an array, as $(count "${array[@]}").
-count() {
-    echo "$#"
 }
 
 main() {

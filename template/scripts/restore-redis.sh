@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Load an RDB snapshot (from backup-redis.sh) into a running Redis server.
 # Run with --help for the settings; docs/operations/backup-restore.md has the details.
 set -euo pipefail
+
+LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib"
+# shellcheck source=lib/common.sh
+source "$LIB/common.sh"
+# shellcheck source=lib/redis.sh
+source "$LIB/redis.sh"
 if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4))); then
     echo "restore-redis: needs bash 4.4 or newer (this is $BASH_VERSION)" >&2
     exit 1
@@ -34,53 +41,6 @@ Settings:
 Keys whose names contain a line break are not restored (redis-cli --scan
 prints one key a line).
 EOF
-}
-
-die() {
-    echo "restore-redis: $*" >&2
-    exit 1
-}
-
-# %XX escapes of a URL part, decoded.
-url_decode() {
-    local value=${1//+/ }
-    printf '%b' "${value//%/\\x}"
-}
-
-# redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] -> redis_user, redis_password, redis_host, redis_port
-parse_redis_url() {
-    local rest=${1#*://} userinfo="" hostport
-    rest=${rest%%/*}
-    redis_user="" redis_password=""
-    if [[ $rest == *@* ]]; then
-        userinfo=${rest%@*}
-        hostport=${rest##*@}
-        if [[ $userinfo == *:* ]]; then
-            redis_user=$(url_decode "${userinfo%%:*}")
-            redis_password=$(url_decode "${userinfo#*:}")
-        else
-            redis_password=$(url_decode "$userinfo")
-        fi
-    else
-        hostport=$rest
-    fi
-    if [[ $hostport == \[*\]* ]]; then # [IPv6]:port
-        redis_host=${hostport%%]*}
-        redis_host=${redis_host#[}
-        redis_port=${hostport##*]}
-        redis_port=${redis_port#:}
-    else
-        redis_host=${hostport%%:*}
-        redis_port=${hostport#"$redis_host"}
-        redis_port=${redis_port#:}
-    fi
-    redis_host=${redis_host:-127.0.0.1}
-    redis_port=${redis_port:-6379}
-}
-
-# How many arguments: the length of an array, as $(count "${array[@]}").
-count() {
-    echo "$#"
 }
 
 main() {
