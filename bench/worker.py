@@ -21,13 +21,13 @@ import statistics
 import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import copier
 import pika
+from api import call, login  # bench/api.py: the same JSON calls to the rendered API
 
 from stackplate.backing import BackingServices, BackingUrls, create_database
 from stackplate.native import dotenv, running_api, running_worker
@@ -46,16 +46,6 @@ class Result:
     p50_ms: float
     p99_ms: float
     failed: int
-
-
-def call(url: str, method: str = "GET", body: dict | None = None, token: str | None = None) -> dict:
-    headers = {"content-type": "application/json"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.load(response)
 
 
 class DoneListener(threading.Thread):
@@ -113,11 +103,7 @@ def measure(project: Path, urls: BackingUrls, workdir: Path, workers: int, jobs:
             stack.enter_context(
                 running_worker(project, "worker", urls, database, exports, workdir, install=number == 0)
             )
-        token = call(
-            f"{api.url}/api/v1/auth/login",
-            "POST",
-            {"email": secrets["FIRST_ADMIN_EMAIL"], "password": secrets["FIRST_ADMIN_PASSWORD"]},
-        )["access_token"]
+        token = login(api.url, secrets["FIRST_ADMIN_EMAIL"], secrets["FIRST_ADMIN_PASSWORD"])
         for number in range(SEED_USERS - 1):
             user = {"email": f"user{number}@bench.example.com", "password": "bench-password-123"}
             call(f"{api.url}/api/v1/users", "POST", user, token)
