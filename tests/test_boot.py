@@ -19,6 +19,7 @@ import pytest
 from booting import alive, descendants, stackplate_boot
 from conftest import REPO
 from matrix import MATRIX, services_of
+from reports import junit_counts
 
 from stackplate.native import run_checked, uv_command
 
@@ -66,9 +67,12 @@ def test_booted_project_passes_its_browser_suite(answers_name, template_copy, tm
             "E2E_CHROMIUM": CHROMIUM,
             "E2E_ARTIFACTS": str(artifacts),
         }
-        pytest_command = uv_command("run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider")
-        output = run_checked(pytest_command, project / "e2e", env, f"{answers_name}: e2e suite")
-        assert " passed" in output and "failed" not in output, output
+        report = tmp_path / "e2e-junit.xml"
+        pytest_command = uv_command(
+            "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}"
+        )
+        run_checked(pytest_command, project / "e2e", env, f"{answers_name}: e2e suite")
+        junit_counts(report).assert_all_passed(f"{answers_name}: e2e suite")
     assert len(list(artifacts.glob("*.png"))) >= 4, f"screenshots missing in {artifacts}"
     printed = (tmp_path / "boot.log").read_text()
     frontend_url = booted["services"][frontend]["url"]

@@ -6,6 +6,7 @@ import copier
 import pytest
 import yaml
 from matrix import MATRIX, services_of
+from reports import vitest_counts
 
 from stackplate.native import npm_ci, run_checked
 
@@ -25,8 +26,17 @@ def test_rendered_frontend_checks_pass(answers_name, template_copy, tmp_path) ->
         npm_ci(service_dir)
         for script in ("lint", "typecheck"):
             run_checked(["npm", "run", "--silent", script], service_dir, {}, f"{name}: npm run {script}")
-        output = run_checked(["npm", "test"], service_dir, {"CI": "1"}, f"{name}: npm test")
-        assert " passed" in output and " failed" not in output, output[-2000:]
+        report = tmp_path / f"{name}-vitest.json"
+        test_command = [
+            "npm",
+            "test",
+            "--",
+            "--reporter=default",
+            "--reporter=json",
+            f"--outputFile.json={report}",
+        ]
+        run_checked(test_command, service_dir, {"CI": "1"}, f"{name}: npm test")
+        vitest_counts(report).assert_all_passed(f"{name}: vitest")
         run_checked(["npm", "run", "build"], service_dir, {}, f"{name}: npm run build")
         index = (service_dir / "dist" / "index.html").read_text()
         project_name = yaml.safe_load((project / ".copier-answers.yml").read_text())["project_name"]

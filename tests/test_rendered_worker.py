@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import copier
 import pytest
 from matrix import MATRIX, services_of
+from reports import junit_counts, node_test_env
 
 from stackplate.backing import create_database
 from stackplate.native import dotenv, npm_ci, run_checked, running_api, running_worker
@@ -48,8 +49,9 @@ def test_rendered_worker_suite_passes(answers_name, template_copy, tmp_path, bac
         env = {"DATABASE_URL": backing.postgres, "RABBITMQ_URL": backing.rabbitmq, "SERVICE_NAME": name}
         run_checked(["npm", "run", "--silent", "lint"], service_dir, env, f"{name}: npm run lint")
         run_checked(["npm", "run", "--silent", "typecheck"], service_dir, env, f"{name}: npm run typecheck")
-        output = run_checked(["npm", "test"], service_dir, env, f"{name}: npm test")
-        assert "# fail 0" in output, output[-2000:]
+        report = tmp_path / f"{name}-node-test.xml"
+        run_checked(["npm", "test"], service_dir, {**env, **node_test_env(report)}, f"{name}: npm test")
+        junit_counts(report).assert_all_passed(f"{name}: node --test")
 
 
 # --------------------------------------------------------------------------- API + worker
