@@ -52,12 +52,20 @@ def render(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """Render the default project, boot it natively and print its URLs (Ctrl-C stops it)."""
+    """Render the default project, boot it and print its URLs (Ctrl-C stops it).
+
+    Natively by default; ``-- --engine docker`` boots it in containers with
+    docker compose (stand-ins for images no registry serves). A folder may follow.
+    """
     session.install("-e", ".")
+    arguments = list(session.posargs)
+    on_engine = arguments[:2] == ["--engine", "docker"]
+    arguments = arguments[2:] if on_engine else arguments
     default = Path(tempfile.mkdtemp(prefix="stackplate-demo-")) / "my-stack"
-    destination = Path(session.posargs[0]).resolve() if session.posargs else default
+    destination = Path(arguments[0]).resolve() if arguments else default
     session.run("stackplate", "new", str(destination))
-    session.run("stackplate", "boot", str(destination))
+    engine = ["--engine", "docker", "--stand-ins"] if on_engine else []
+    session.run("stackplate", "boot", *engine, str(destination))
 
 
 @nox.session(python=PYTHON)

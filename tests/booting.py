@@ -11,9 +11,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from stackplate.boot import BOOT_FILE, STATE_DIR
+from reports import junit_counts
 
-BOOT_TIMEOUT = 600  # seconds: installs (uv sync, npm ci, vite build) on a cold cache
+from stackplate.boot import BOOT_FILE, STATE_DIR
+from stackplate.native import run_checked, uv_command
+
+BOOT_TIMEOUT = 900  # seconds: installs or image builds (uv sync, npm ci, vite build) on a cold cache
+CHROMIUM = "/usr/bin/chromium"
 
 
 def descendants(pid: int) -> set[int]:
@@ -43,13 +47,13 @@ def alive(pids: set[int]) -> set[int]:
 
 
 @contextlib.contextmanager
-def stackplate_boot(project: Path, log: Path) -> Iterator[dict]:
-    """``stackplate boot PROJECT`` until boot.json appears; SIGTERM it after the block.
+def stackplate_boot(project: Path, log: Path, *options: str) -> Iterator[dict]:
+    """``stackplate boot [OPTIONS] PROJECT`` until boot.json appears; SIGTERM it after the block.
 
     After the block: the command exited 0 and none of its processes is left.
     """
     boot_file = project / STATE_DIR / BOOT_FILE
-    command = [str(Path(sys.executable).with_name("stackplate")), "boot", str(project)]
+    command = [str(Path(sys.executable).with_name("stackplate")), "boot", *options, str(project)]
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
     seen: set[int] = set()
@@ -67,10 +71,25 @@ def stackplate_boot(project: Path, log: Path) -> Iterator[dict]:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         try:
-            process.wait(120)
+            process.wait(300)
         except subprocess.TimeoutExpired:
             process.kill()
             raise
     assert process.returncode == 0, log.read_text()
     assert not boot_file.exists(), "boot.json outlived the boot"
     assert not alive(seen), f"left running: {sorted(alive(seen))}"
+
+
+def run_e2e_suite(project: Path, frontend: str, artifacts: Path, venv: Path, scratch: Path) -> None:
+    """The project's own Playwright suite against its booted ``frontend``, in Debian's chromium."""
+    env = {
+        "UV_PROJECT_ENVIRONMENT": str(venv),
+        "E2E_BOOT_FILE": str(project / STATE_DIR / BOOT_FILE),
+        "E2E_FRONTEND": frontend,
+        "E2E_CHROMIUM": CHROMIUM,
+        "E2E_ARTIFACTS": str(artifacts),
+    }
+    report = scratch / f"e2e-{frontend}-junit.xml"
+    command = uv_command("run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}")
+    run_checked(command, project / "e2e", env, f"{project.name}: e2e suite")
+    junit_counts(report).assert_all_passed(f"{project.name}: e2e suite")

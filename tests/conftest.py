@@ -89,6 +89,12 @@ def backing() -> Iterator[BackingUrls]:
         yield services.urls
 
 
+@pytest.fixture(scope="session")
+def e2e_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One virtualenv for the rendered e2e suites: they share pyproject.toml and uv.lock."""
+    return tmp_path_factory.mktemp("e2e-venv") / "venv"
+
+
 # Update tests: a module defines ``template`` (a versioned template repository,
 # see updating.versioned_template); these give it a committed v1 project.
 

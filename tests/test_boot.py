@@ -16,16 +16,11 @@ from pathlib import Path
 
 import copier
 import pytest
-from booting import alive, descendants, stackplate_boot
+from booting import CHROMIUM, alive, descendants, run_e2e_suite, stackplate_boot
 from conftest import REPO
 from matrix import MATRIX, services_of
-from reports import junit_counts
-
-from stackplate.native import run_checked, uv_command
 
 pytestmark = pytest.mark.backing
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 def render(template: Path, destination: Path, answers: dict) -> Path:
@@ -36,12 +31,6 @@ def render(template: Path, destination: Path, answers: dict) -> Path:
 def status(url: str) -> int:
     with urllib.request.urlopen(url, timeout=10) as response:
         return response.status
-
-
-@pytest.fixture(scope="session")
-def e2e_venv(tmp_path_factory) -> Path:
-    """One virtualenv for the rendered e2e suites: they share pyproject.toml and uv.lock."""
-    return tmp_path_factory.mktemp("e2e-venv") / "venv"
 
 
 @pytest.mark.skipif(
@@ -60,19 +49,7 @@ def test_booted_project_passes_its_browser_suite(answers_name, template_copy, tm
             if service["kind"] == "react-vite":  # the production /api proxy
                 assert status(service["url"] + "/api/v1/health") == 200, service
         frontend = next(name for name, kind in kinds.items() if kind == "react-vite")
-        env = {
-            "UV_PROJECT_ENVIRONMENT": str(e2e_venv),
-            "E2E_BOOT_FILE": str(project / ".stackplate" / "boot.json"),
-            "E2E_FRONTEND": frontend,
-            "E2E_CHROMIUM": CHROMIUM,
-            "E2E_ARTIFACTS": str(artifacts),
-        }
-        report = tmp_path / "e2e-junit.xml"
-        pytest_command = uv_command(
-            "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}"
-        )
-        run_checked(pytest_command, project / "e2e", env, f"{answers_name}: e2e suite")
-        junit_counts(report).assert_all_passed(f"{answers_name}: e2e suite")
+        run_e2e_suite(project, frontend, artifacts, e2e_venv, tmp_path)
     assert len(list(artifacts.glob("*.png"))) >= 4, f"screenshots missing in {artifacts}"
     printed = (tmp_path / "boot.log").read_text()
     frontend_url = booted["services"][frontend]["url"]

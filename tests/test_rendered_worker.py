@@ -10,12 +10,12 @@ import http.client
 import io
 import json
 import threading
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import copier
 import pytest
+from apiclient import call, login
 from matrix import MATRIX, services_of
 from reports import junit_counts, node_test_env
 
@@ -55,16 +55,6 @@ def test_rendered_worker_suite_passes(answers_name, template_copy, tmp_path, bac
 
 
 # --------------------------------------------------------------------------- API + worker
-
-
-def call(url: str, method: str = "GET", body: dict | None = None, token: str | None = None) -> bytes:
-    headers = {"content-type": "application/json"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.read()
 
 
 class EventStream(threading.Thread):
@@ -107,8 +97,7 @@ def test_export_from_api_through_worker_to_download(template_copy, tmp_path, bac
         ) as api,
         running_worker(project, "worker", backing, database, exports, tmp_path, names),
     ):
-        login = {"email": secrets["FIRST_ADMIN_EMAIL"], "password": secrets["FIRST_ADMIN_PASSWORD"]}
-        token = json.loads(call(f"{api.url}/api/v1/auth/login", "POST", login))["access_token"]
+        token = login(api.url, secrets["FIRST_ADMIN_EMAIL"], secrets["FIRST_ADMIN_PASSWORD"])
         for number in range(3):
             user = {
                 "email": f"u{number}@example.com",

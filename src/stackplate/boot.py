@@ -157,7 +157,7 @@ def booted(project: Path, progress: Progress = print) -> Iterator[Booted]:
             },
             running=running,
         )
-        _write_private(boot_file, json.dumps(result.as_json(), indent=2) + "\n")
+        write_private(boot_file, json.dumps(result.as_json(), indent=2) + "\n")
         stack.callback(boot_file.unlink, missing_ok=True)
         yield result
 
@@ -200,7 +200,7 @@ def _start(
     return running_frontend(project, name, running[api["name"]].url, logs, port=port, install=False)
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read (it holds the first admin's password).
 
     Written beside it and renamed into place, so whoever waits for it never reads half a file.
@@ -211,35 +211,3 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(descriptor, "w") as stream:
         stream.write(text)
     temporary.replace(path)
-
-
-# --------------------------------------------------------------------------- Docker
-
-
-def docker_engine_problem() -> str | None:
-    """Why the Docker engine cannot be used here (None: it answers a ping)."""
-    try:
-        import docker  # the SDK reads DOCKER_HOST like the docker CLI does
-
-        docker.from_env(timeout=5).ping()
-    except Exception as error:  # any failure means "no engine"
-        reason = str(error).splitlines()[0] if str(error) else error.__class__.__name__
-        return f"no Docker engine answers ({reason})"
-    return None
-
-
-def docker_up_command(project: Path) -> list[str]:
-    """``docker compose up --wait`` with the development file, as the README describes."""
-    return [
-        "docker",
-        "compose",
-        "--project-directory",
-        str(project),
-        "-f",
-        str(project / "docker-compose.yml"),
-        "-f",
-        str(project / "docker-compose.development.yml"),
-        "up",
-        "--build",
-        "--wait",
-    ]

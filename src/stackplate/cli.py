@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated
 
 import typer
@@ -16,9 +16,12 @@ import yaml
 
 from stackplate.answers import BACKING_SERVICES, app_services
 from stackplate.backing import ENV_VARS, BackingServiceError
-from stackplate.boot import BOOT_FILE, STATE_DIR, Booted, booted, docker_engine_problem, docker_up_command
+from stackplate.boot import BOOT_FILE, STATE_DIR, Booted, booted
 from stackplate.check import check_project
 from stackplate.compose import ComposeError
+from stackplate.compose_boot import booted_on_engine
+from stackplate.engine import EngineError, engine_problem
+from stackplate.engine import client as engine_client
 from stackplate.markers import MarkerError
 from stackplate.native import ServiceError
 from stackplate.project import ProjectError
@@ -196,38 +199,71 @@ def boot(
     ] = None,
     redis_url: Annotated[str | None, typer.Option(help="Use this Redis server")] = None,
     rabbitmq_url: Annotated[str | None, typer.Option(help="Use this RabbitMQ server")] = None,
+    production: Annotated[
+        bool, typer.Option("--production", help="--engine docker: the production file, not development")
+    ] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="--engine docker: remove the project's containers and volumes")
+    ] = False,
+    leave_out: Annotated[
+        list[str] | None,
+        typer.Option("--leave-out", help="--engine docker: a compose service not to start (repeatable)"),
+    ] = None,
+    stand_ins: Annotated[
+        bool,
+        typer.Option(
+            "--stand-ins",
+            help="--engine docker: build stand-ins for images no registry serves (stackplate standins) "
+            "and leave out the services whose image cannot be had",
+        ),
+    ] = False,
 ) -> None:
     """Boot a rendered project and keep it running until Ctrl-C (or SIGTERM).
 
     Native: throwaway PostgreSQL, Redis and RabbitMQ (or the STACKPLATE_*_URL
-    servers), migrations, then every app service. Prints the URLs and writes them
-    to PROJECT/.stackplate/boot.json.
+    servers), migrations, then every app service. Docker: build the images,
+    then docker compose up --wait (development file, or --production); Ctrl-C
+    runs docker compose down, keeping the named volumes. Either way it prints
+    the URLs and writes them to PROJECT/.stackplate/boot.json.
     """
+    progress = lambda line: typer.echo(f"boot: {line}", err=True)  # noqa: E731
     if engine is Engine.docker:
-        problem = docker_engine_problem()
+        problem = engine_problem()
         if problem:
             fail(f"--engine docker: {problem}; use --engine native")
-        raise typer.Exit(subprocess.run(docker_up_command(project.resolve()), check=False).returncode)
-    # The backing module hands out these servers instead of starting throwaway ones.
-    given = {"postgres": postgres_url, "redis": redis_url, "rabbitmq": rabbitmq_url}
-    for name, url in given.items():
-        if url:
-            os.environ[ENV_VARS[name]] = url
+        stack = booted_on_engine(
+            project,
+            production=production,
+            fresh=fresh,
+            leave_out=leave_out or (),
+            stand_ins=stand_ins,
+            progress=progress,
+        )
+    else:
+        # The backing module hands out these servers instead of starting throwaway ones.
+        given = {"postgres": postgres_url, "redis": redis_url, "rabbitmq": rabbitmq_url}
+        for name, url in given.items():
+            if url:
+                os.environ[ENV_VARS[name]] = url
+        stack = booted(project, progress=progress)
     signal.signal(signal.SIGTERM, _raise_stop)
     try:
-        with booted(project, progress=lambda line: typer.echo(f"boot: {line}", err=True)) as stack:
-            _print_urls(stack)
-            _watch(stack)
+        with stack as running:
+            _print_urls(running)
+            _watch(running)
     except (_Stop, KeyboardInterrupt):
         typer.echo("boot: stopped; nothing left running", err=True)
-    except (ProjectError, ServiceError, BackingServiceError) as error:
+    except (ProjectError, ServiceError, BackingServiceError, ComposeError, EngineError) as error:
         fail(str(error))
 
 
 def _print_urls(stack: Booted) -> None:
     typer.echo(f"{Path(stack.project).name} is up:")
     for service in stack.services.values():
-        where = service.url + ("/health" if service.kind == "node-worker" else "")
+        if service.url:
+            where = service.url + ("/health" if service.kind == "node-worker" else "")
+        else:
+            where = "(no published port)"
         typer.echo(f"  {service.name:<20} {service.kind:<12} {where}")
     for name, url in stack.backing.items():
         if url:
@@ -247,6 +283,48 @@ def _watch(stack: Booted) -> None:
                 raise ServiceError(
                     f"{service.name} exited with {service.process.returncode}:\n{service.log_tail()}"
                 )
+
+
+@app.command()
+def standins(
+    project: Annotated[Path, typer.Argument(help="A rendered project folder")] = Path("."),
+    list_only: Annotated[
+        bool,
+        typer.Option("--list", help="Only list the stand-ins and the tools our files need in each image"),
+    ] = False,
+) -> None:
+    """Build local stand-ins for the upstream images this engine lacks and cannot pull.
+
+    Test infrastructure for machines without an image registry (CI sandboxes,
+    air-gapped labs): each stand-in is labelled as one, and an image that is
+    not a stand-in is never replaced.
+    """
+    from stackplate import standins as stand_ins  # docker SDK and friends: only when asked
+
+    problem = engine_problem()
+    if problem:
+        fail(f"standins: {problem}")
+    try:
+        if list_only:
+            _print_stand_ins(project, stand_ins)
+            return
+        outcomes = stand_ins.ensure(
+            project, engine_client(), progress=lambda line: typer.echo(line, err=True)
+        )
+    except (EngineError, ComposeError, ProjectError) as error:
+        fail(str(error))
+    for outcome in outcomes:
+        typer.echo(f"{outcome.reference:<48} {outcome.state:<12} {outcome.detail}")
+
+
+def _print_stand_ins(project: Path, stand_ins: ModuleType) -> None:
+    typer.echo("stand-in image | what it really contains")
+    for reference, contents in stand_ins.listing(engine_client()):
+        typer.echo(f"{reference} | {contents}")
+    typer.echo("")
+    typer.echo("image | tool our files run in it | where the upstream image is known to have it")
+    for reference, tool, upstream in stand_ins.tool_rows(project):
+        typer.echo(f"{reference} | {tool} | {upstream}")
 
 
 def _run(operation: Callable[[], UpdateResult]) -> UpdateResult:

@@ -1,0 +1,25 @@
+"""One module per upstream image that can be stood in, each knowing its own contract.
+
+A module names the repositories it stands in for (``REPOSITORIES``), the tools
+our files run inside the real image and where the upstream image is known to
+ship them (``TOOLS``), and how to build the stand-in (``prepare``).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from stackplate.standins.images import nginx_unprivileged, node, postgres, python, rabbitmq, redis, uv
+
+RECIPES: tuple[ModuleType, ...] = (postgres, redis, rabbitmq, nginx_unprivileged, python, node, uv)
+
+# Upstream images that no package here can stand in for honestly, and why.
+CANNOT_STAND_IN = {
+    "ollama/ollama": "no Ollama server is packaged in Debian, PyPI or npm",
+    "dpage/pgadmin4": "not built yet: the pgadmin4 wheel could serve, its stand-in is still to do",
+    "ghcr.io/joeferner/redis-commander": "not built yet: the redis-commander npm package could serve",
+}
+
+
+def recipe_for(repository: str) -> ModuleType | None:
+    return next((recipe for recipe in RECIPES if repository in recipe.REPOSITORIES), None)

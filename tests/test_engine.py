@@ -1,0 +1,249 @@
+"""The rendered stack on a real Docker engine: every image built, the compose files booted, a browser drives it.
+
+No registry answers here, so upstream images are stand-ins that ``stackplate
+standins`` builds (Debian packages, official Node and uv binaries from registry
+packages); each is labelled as one. Ollama has no stand-in, and pgAdmin and
+Redis Commander none yet: the boots leave those three out (``--leave-out``).
+Each boot is the real ``stackplate boot --engine docker`` command, stopped with
+SIGTERM; afterwards no container, network or anonymous volume of it remains.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import copier
+import pytest
+from apiclient import call, login
+from booting import run_e2e_suite, stackplate_boot
+from conftest import REPO
+from engine import (
+    LEAVE_OUT_OPTIONS,
+    anonymous_volumes,
+    compose_name,
+    engine_or_fail,
+    ensure_stand_ins,
+    json_lines,
+    leftovers,
+    remove_project,
+    stackplate,
+    wait_for,
+)
+from matrix import MATRIX
+
+from stackplate.compose_boot import ComposeProject
+from stackplate.engine import STAND_IN_LABEL, STANDS_FOR_LABEL
+from stackplate.standins import Outcome, _ensure_one, tool_rows
+from stackplate.standins.debian import DebianRoots
+from stackplate.standins.images import recipe_for
+from stackplate.standins.recipe import Reference
+from stackplate.standins.references import ImageUse, images_of
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return engine_or_fail()
+
+
+def render(template: Path, destination: Path, answers: dict) -> Path:
+    copier.run_copy(str(template), str(destination), data=answers, defaults=True, unsafe=True, quiet=True)
+    return destination
+
+
+@pytest.fixture(scope="module")
+def defaults(engine, template_copy, tmp_path_factory):
+    """The default project (its own compose name), with its upstream images at hand."""
+    project = render(
+        template_copy, tmp_path_factory.mktemp("engine") / "defaults", {"project_slug": "sp-defaults"}
+    )
+    ensure_stand_ins(project)
+    yield project
+    remove_project(project)
+    assert leftovers(engine, compose_name(project)) == {"containers": [], "networks": [], "volumes": []}
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+# --------------------------------------------------------------------------- stand-ins
+
+
+def test_stand_ins_are_labelled_with_what_they_contain(engine, defaults) -> None:
+    for use in images_of(defaults):
+        if recipe_for(Reference.parse(use.reference).repository) is None:
+            continue
+        labels = engine.images.get(use.reference).labels
+        assert labels[STAND_IN_LABEL] == "true" and labels[STANDS_FOR_LABEL] == use.reference, labels
+        assert labels["org.stackplate.contents"], labels
+    listed = stackplate("standins", "--list", str(defaults))
+    assert listed.returncode == 0, listed.stderr
+    assert "postgres:17.6-trixie | Debian trixie" in listed.stdout, listed.stdout
+
+
+def test_every_tool_our_files_run_is_in_the_real_image(defaults) -> None:
+    """A stand-in must not pass a healthcheck that the real image would fail."""
+    rows = [row for row in tool_rows(defaults) if recipe_for(Reference.parse(row[0]).repository)]
+    assert rows, "no tools found"
+    unknown = [row for row in rows if row[2].startswith("NOT KNOWN")]
+    assert not unknown, unknown
+
+
+def test_an_image_that_is_not_a_stand_in_is_never_replaced(engine, tmp_path) -> None:
+    reference = "redis:0.0.0-not-a-stand-in"
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nLABEL purpose=test\n")
+    engine.images.build(path=str(tmp_path), tag=reference, rm=True)
+    try:
+        before = engine.images.get(reference).id
+        outcome = _ensure_one(ImageUse(reference), engine, DebianRoots(engine), print)
+        assert outcome == Outcome(reference, "present", "the real image (not a stand-in): left as it is")
+        assert engine.images.get(reference).id == before
+    finally:
+        engine.images.remove(reference, force=True)
+
+
+# --------------------------------------------------------------------------- development
+
+
+def services_state(project: Path, production: bool) -> dict[str, list[tuple[str, str]]]:
+    """service -> [(state, health)] for each of its containers."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for container in ComposeProject(project, production).containers():
+        found.setdefault(container["Service"], []).append((container["State"], container.get("Health", "")))
+    return found
+
+
+def test_development_boot_passes_the_browser_suite_and_reloads_code(
+    engine, defaults, e2e_venv, tmp_path
+) -> None:
+    volumes_before = anonymous_volumes(engine)
+    log = tmp_path / "boot.log"
+    with stackplate_boot(defaults, log, "--engine", "docker", *LEAVE_OUT_OPTIONS) as booted:
+        states = services_state(defaults, production=False)
+        assert set(states) == {"api", "worker", "frontend", "postgres", "redis", "rabbitmq"}, states
+        assert all(state == [("running", "healthy")] for state in states.values()), states
+        run_e2e_suite(
+            defaults, "frontend", REPO / "test-results" / "e2e" / "engine-development", e2e_venv, tmp_path
+        )
+        api, frontend = booted["services"]["api"]["url"], booted["services"]["frontend"]["url"]
+        assert_hot_reload(defaults, api, frontend)
+    printed = log.read_text()
+    assert "leaving out ollama, pgadmin, redis-commander" in printed, printed
+    name = compose_name(defaults)
+    left = leftovers(engine, name)
+    assert left["containers"] == [] and left["networks"] == [], left
+    assert anonymous_volumes(engine) <= volumes_before, "anonymous volumes left behind"
+    assert set(left["volumes"]) == {
+        f"{name}_{v}" for v in ("exports-data", "postgres-data", "redis-data", "rabbitmq-data")
+    }
+
+
+def assert_hot_reload(project: Path, api: str, frontend: str) -> None:
+    """A changed API route, frontend module and worker module each take effect within 10 s, no restart."""
+    services = project / "services"
+    route = services / "api" / "app" / "api" / "routes" / "health.py"
+    route.write_text(
+        route.read_text() + '\n\n@router.get("/hot-reload-probe", include_in_schema=False)\n'
+        'async def hot_reload_probe() -> dict[str, str]:\n    return {"reloaded": "yes"}\n'
+    )
+    wait_for(lambda: b"reloaded" in get(f"{api}/hot-reload-probe"), 10, "the API's changed route")
+
+    page = services / "frontend" / "src" / "pages" / "NotFoundPage.tsx"
+    page.write_text(page.read_text() + "\nexport const hotReloadProbe = 'frontend-reloaded';\n")
+    wait_for(
+        lambda: b"frontend-reloaded" in get(f"{frontend}/src/pages/NotFoundPage.tsx"),
+        10,
+        "the Vite dev server's changed module",
+    )
+
+    health = services / "worker" / "src" / "health.js"
+    health.write_text(
+        health.read_text().replace('status: healthy ? "ok"', 'status: healthy ? "ok, reloaded"')
+    )
+    compose = ComposeProject(project, production=False)
+    probe = "fetch('http://127.0.0.1:9090/health').then((r) => r.text()).then(console.log)"
+    wait_for(
+        lambda: "reloaded" in compose.run("exec", "-T", "worker", "node", "-e", probe, check=False).stdout,
+        10,
+        "the worker's changed module (node --watch)",
+    )
+
+
+# --------------------------------------------------------------------------- production
+
+
+def test_production_boot_publishes_only_the_app_ports_runs_as_non_root_and_scales_workers(
+    engine, defaults, e2e_venv, tmp_path
+) -> None:
+    with stackplate_boot(
+        defaults, tmp_path / "boot.log", "--engine", "docker", "--production", *LEAVE_OUT_OPTIONS
+    ):
+        compose = ComposeProject(defaults, production=True)
+        containers = compose.containers()
+        published = {
+            c["Service"] for c in containers for p in c.get("Publishers") or [] if p.get("PublishedPort")
+        }
+        assert published == {"api", "frontend"}, containers
+        for container in containers:
+            uid = process_uid(engine.containers.get(container["ID"]).attrs["State"]["Pid"])
+            assert uid != 0, f"{container['Service']} runs as root"
+        workers = [c for c in containers if c["Service"] == "worker"]
+        assert len(workers) == 2, workers
+        run_e2e_suite(
+            defaults, "frontend", REPO / "test-results" / "e2e" / "engine-production", e2e_venv, tmp_path
+        )
+        export_jobs(defaults, 12)
+        # Each worker logs the job it handles (JSON lines with a job_id): both took some.
+        wait_for(
+            lambda: all(
+                any("job_id" in line for line in json_lines(engine.containers.get(w["ID"]).logs().decode()))
+                for w in workers
+            ),
+            60,
+            "both worker replicas handling jobs",
+        )
+
+
+def process_uid(pid: int) -> int:
+    """The real uid of a process on this host (a container's main process)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Uid line for {pid}")
+
+
+def export_jobs(project: Path, count: int) -> None:
+    """Queue ``count`` export jobs as the first admin, through the API's published port."""
+    booted = json.loads((project / ".stackplate" / "boot.json").read_text())
+    api = booted["services"]["api"]["url"]
+    token = login(api, booted["admin"]["email"], booted["admin"]["password"])
+    for _ in range(count):
+        call(f"{api}/api/v1/exports", "POST", {"format": "csv"}, token)
+
+
+# --------------------------------------------------------------------------- renamed services
+
+
+def test_renamed_services_on_other_ports_boot_and_pass_the_browser_suite(
+    engine, template_copy, tmp_path, e2e_venv
+) -> None:
+    answers = {**MATRIX["two-apis-two-workers"], "project_slug": "sp-billing"}
+    project = render(template_copy, tmp_path / "billing", answers)
+    ensure_stand_ins(project)
+    try:
+        with stackplate_boot(
+            project, tmp_path / "boot.log", "--engine", "docker", *LEAVE_OUT_OPTIONS
+        ) as booted:
+            assert set(booted["services"]) == {s["name"] for s in answers["services"]}
+            assert booted["services"]["portal"]["url"] == "http://127.0.0.1:3100"
+            run_e2e_suite(
+                project, "portal", REPO / "test-results" / "e2e" / "engine-billing", e2e_venv, tmp_path
+            )
+    finally:
+        remove_project(project)
+    assert leftovers(engine, "sp-billing") == {"containers": [], "networks": [], "volumes": []}
