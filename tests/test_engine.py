@@ -174,6 +174,24 @@ def assert_hot_reload(project: Path, api: str, frontend: str) -> None:
     )
 
 
+def test_a_service_that_fails_its_healthcheck_ends_the_boot_with_its_name_and_log(
+    engine, template_copy, tmp_path
+) -> None:
+    project = render(template_copy, tmp_path / "broken", {**MATRIX["minimal"], "project_slug": "sp-broken"})
+    main = project / "services" / "api" / "app" / "main.py"
+    main.write_text(main.read_text() + '\nraise RuntimeError("broken on purpose")\n')
+    ensure_stand_ins(project)
+    try:
+        result = stackplate("boot", "--engine", "docker", "--wait-timeout", "60", str(project))
+    finally:
+        remove_project(project)
+    assert result.returncode == 1, result.stderr
+    problem = result.stderr.split("stackplate: ", 1)[-1]
+    assert problem.startswith("api is ") and "broken on purpose" in problem, result.stderr
+    assert not (project / ".stackplate" / "boot.json").exists()
+    assert leftovers(engine, "sp-broken") == {"containers": [], "networks": [], "volumes": []}
+
+
 # --------------------------------------------------------------------------- production
 
 

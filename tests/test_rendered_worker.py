@@ -6,16 +6,13 @@ All against real PostgreSQL and RabbitMQ (throwaway servers from stackplate.back
 from __future__ import annotations
 
 import csv
-import http.client
 import io
 import json
-import threading
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import copier
 import pytest
-from apiclient import call, login
+from apiclient import EventStream, call, login
 from matrix import MATRIX, services_of
 from reports import junit_counts, node_test_env
 
@@ -55,32 +52,6 @@ def test_rendered_worker_suite_passes(answers_name, template_copy, tmp_path, bac
 
 
 # --------------------------------------------------------------------------- API + worker
-
-
-class EventStream(threading.Thread):
-    """Reads the API's SSE stream in the background, collecting each event's data."""
-
-    def __init__(self, api_url: str, token: str) -> None:
-        super().__init__(daemon=True)
-        parts = urlsplit(api_url)
-        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-        self.connection.request("GET", "/api/v1/events", headers={"authorization": f"Bearer {token}"})
-        self.response = self.connection.getresponse()
-        assert self.response.status == 200
-        self.events: list[dict] = []
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        for raw in self.response:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("data: "):
-                event = json.loads(line[len("data: ") :])
-                self.events.append(event)
-                if event["status"] in ("done", "failed"):
-                    self.done.set()
-
-    def close(self) -> None:
-        self.connection.sock.close()
 
 
 def test_export_from_api_through_worker_to_download(template_copy, tmp_path, backing) -> None:

@@ -217,6 +217,9 @@ def boot(
             "and leave out the services whose image cannot be had",
         ),
     ] = False,
+    wait_timeout: Annotated[
+        int, typer.Option("--wait-timeout", help="--engine docker: seconds for every healthcheck to pass")
+    ] = 300,
 ) -> None:
     """Boot a rendered project and keep it running until Ctrl-C (or SIGTERM).
 
@@ -237,6 +240,7 @@ def boot(
             fresh=fresh,
             leave_out=leave_out or (),
             stand_ins=stand_ins,
+            wait_timeout=wait_timeout,
             progress=progress,
         )
     else:

@@ -78,6 +78,7 @@ def booted_on_engine(
     fresh: bool = False,
     leave_out: Sequence[str] = (),
     stand_ins: bool = False,
+    wait_timeout: int = WAIT_TIMEOUT,
     progress: Progress = print,
 ) -> Iterator[Booted]:
     """Build, ``up --wait``, yield where everything runs, then ``down`` (volumes kept).
@@ -113,7 +114,7 @@ def booted_on_engine(
     compose.run("build", *[name for name in services if config["services"][name].get("build")])
     try:
         progress(f"starting {', '.join(services)} and waiting for their healthchecks")
-        _up(compose, services)
+        _up(compose, services, wait_timeout)
         result = _booted(compose, answers, config, services)
         write_private(boot_file, json.dumps(result.as_json(), indent=2) + "\n")
         yield result
@@ -139,10 +140,9 @@ def _unavailable_services(compose: ComposeProject, config: dict[str, Any], progr
     return left_out
 
 
-def _up(compose: ComposeProject, services: list[str]) -> None:
-    result = compose.run(
-        "up", "--detach", "--wait", "--wait-timeout", str(WAIT_TIMEOUT), *services, check=False
-    )
+def _up(compose: ComposeProject, services: list[str], wait_timeout: int) -> None:
+    up = ("up", "--detach", "--wait", "--wait-timeout", str(wait_timeout))
+    result = compose.run(*up, *services, check=False)
     if result.returncode == 0:
         return
     failing = [

@@ -55,7 +55,13 @@ class Outcome:
 
 def ensure(project: Path, engine: docker.DockerClient, progress: Progress = print) -> list[Outcome]:
     """Make every upstream image of ``project`` available, standing in where it must."""
-    uses = images_of(project)
+    return ensure_images(images_of(project), engine, progress)
+
+
+def ensure_images(
+    uses: list[ImageUse], engine: docker.DockerClient, progress: Progress = print
+) -> list[Outcome]:
+    """Make each image available: present, pulled, or a stand-in built."""
     roots = DebianRoots(engine, progress)
     with ThreadPoolExecutor(max_workers=4) as pool:
         return list(pool.map(lambda use: _ensure_one(use, engine, roots, progress), uses))

@@ -5,7 +5,8 @@ The contract honoured, from the official image's documentation and entrypoint:
 ``/docker-entrypoint-initdb.d`` (``*.sh``, ``*.sql``, ``*.sql.gz``) on the first
 start only, data under ``PGDATA`` owned by the postgres user (uid 999),
 ``listen_addresses='*'`` with password (scram-sha-256) logins from the network,
-and the server's tools on ``PATH``.
+UTF8 databases (locale C.UTF-8 where the official image uses en_US.utf8), and
+the server's tools on ``PATH``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def prepare(context: Context) -> list[Part]:
         "    && mkdir -p /etc/postgresql-common/createcluster.d \\\n"
         "    && echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/stand-in.conf\n"
         + apt_install(versions)
-        + f"ENV PG_MAJOR={major} PGDATA=/var/lib/postgresql/data \\\n"
+        # A UTF-8 locale, so initdb makes UTF8 databases as the official image does
+        # (it sets en_US.utf8); Debian's minimal root has C.UTF-8 built in.
+        + f"ENV LANG=C.UTF-8 PG_MAJOR={major} PGDATA=/var/lib/postgresql/data \\\n"
         f"    PATH=$PATH:/usr/lib/postgresql/{major}/bin\n"
         'RUN mkdir -p /var/run/postgresql /docker-entrypoint-initdb.d "$PGDATA" \\\n'
         '    && chown postgres:postgres /var/run/postgresql "$PGDATA" \\\n'
