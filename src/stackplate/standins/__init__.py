@@ -35,13 +35,12 @@ from stackplate.engine import (
     try_pull,
 )
 from stackplate.standins import debian
-from stackplate.standins.debian import DebianRoots
+from stackplate.standins.debian import RECIPE_LABEL, DebianRoots
 from stackplate.standins.images import CANNOT_STAND_IN, recipe_for
 from stackplate.standins.recipe import FILES, Context, Reference
 from stackplate.standins.references import ImageUse, images_of
 
 CONTENTS_LABEL = "org.stackplate.contents"
-RECIPE_LABEL = "org.stackplate.recipe"
 
 Progress = Callable[[str], None]
 

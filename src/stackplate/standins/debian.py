@@ -9,8 +9,11 @@ root, so that recipes can pin exactly what they install.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -20,6 +23,7 @@ import docker
 from stackplate.engine import STAND_IN_LABEL, STANDS_FOR_LABEL, EngineError, image_labels
 
 MIRROR = "http://deb.debian.org/debian"
+RECIPE_LABEL = "org.stackplate.recipe"
 REPOSITORY = "stackplate-stand-in/debian"
 
 
@@ -37,7 +41,8 @@ class DebianRoots:
         """The local image of ``release``'s root, imported now if the engine lacks it."""
         reference = f"{REPOSITORY}:{release}"
         with self._lock(release):
-            if image_labels(self.engine, reference) is None:
+            labels = image_labels(self.engine, reference)
+            if labels is None or labels.get(RECIPE_LABEL) != root_fingerprint():
                 self._import(release, reference)
         return reference
 
@@ -77,22 +82,57 @@ class DebianRoots:
             _checked(
                 ["debootstrap", "--variant=minbase", release, str(root), MIRROR], f"debootstrap {release}"
             )
-            # The suites Debian's own images list: the release, its updates and security.
-            (root / "etc/apt/sources.list").write_text(
-                f"deb {MIRROR} {release} main\n"
-                f"deb {MIRROR} {release}-updates main\n"
-                f"deb {MIRROR}-security {release}-security main\n"
-            )
+            _make_slim(root, release)
             _checked(["tar", "--numeric-owner", "-C", str(root), "-cf", str(archive), "."], "tar")
             changes = [
                 f"LABEL {STAND_IN_LABEL}=true",
                 f"LABEL {STANDS_FOR_LABEL}=debian:{release}-slim",
                 f'LABEL org.stackplate.contents="Debian {release} (debootstrap --variant=minbase, {MIRROR})"',
+                f"LABEL {RECIPE_LABEL}={root_fingerprint()}",
                 'CMD ["bash"]',
             ]
             self.engine.api.import_image_from_file(
                 str(archive), repository=REPOSITORY, tag=release, changes=changes
             )
+
+
+# What Debian's slim images leave out, for every package installed later too.
+SLIM_EXCLUDES = """\
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+"""
+
+
+def _make_slim(root: Path, release: str) -> None:
+    """Trim the root like Debian's slim images: no docs, manuals or translations, no apt lists."""
+    (root / "etc/dpkg/dpkg.cfg.d/slim").write_text(SLIM_EXCLUDES)
+    trimmed = ("usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian", "usr/share/groff")
+    for folder in trimmed:
+        shutil.rmtree(root / folder, ignore_errors=True)
+        (root / folder).mkdir()
+    for path in (root / "usr/share/doc").glob("*/*"):
+        if path.name != "copyright" and not path.is_dir():
+            path.unlink()
+    for pattern in ("var/lib/apt/lists/*_*", "var/cache/apt/*.bin", "var/cache/apt/archives/*.deb"):
+        for path in root.glob(pattern):
+            path.unlink()
+    # The suites Debian's own images list: the release, its updates and security.
+    (root / "etc/apt/sources.list").write_text(
+        f"deb {MIRROR} {release} main\n"
+        f"deb {MIRROR} {release}-updates main\n"
+        f"deb {MIRROR}-security {release}-security main\n"
+    )
+
+
+def root_fingerprint() -> str:
+    """A digest of this module: a change to how roots are made means new roots."""
+    return hashlib.sha256(inspect.getsource(sys.modules[__name__]).encode()).hexdigest()[:16]
 
 
 def _parse_versions(release: str, output: str) -> dict[tuple[str, str], str]:

@@ -33,16 +33,16 @@ def prepare(context: Context) -> list[Part]:
     context.copy_file("node-entrypoint.sh", "docker-entrypoint.sh")
     context.write(
         "Dockerfile",
-        f"FROM {context.debian_base(release)}\n"
-        "RUN groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node\n"
+        # Unpacked in a stage of its own: only the binaries reach the image, not the tarballs.
+        f"FROM {context.debian_base(release)} AS unpack\n"
         "ADD node.tgz /tmp/node\n"
         "ADD npm.tgz /tmp/npm\n"
-        "RUN install -m 0755 /tmp/node/package/bin/node /usr/local/bin/node \\\n"
-        "    && mkdir -p /usr/local/lib/node_modules \\\n"
-        "    && mv /tmp/npm/package /usr/local/lib/node_modules/npm \\\n"
-        "    && ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\\n"
-        "    && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\\n"
-        "    && rm -rf /tmp/node /tmp/npm\n"
+        f"FROM {context.debian_base(release)}\n"
+        "RUN groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node\n"
+        "COPY --from=unpack /tmp/node/package/bin/node /usr/local/bin/node\n"
+        "COPY --from=unpack /tmp/npm/package /usr/local/lib/node_modules/npm\n"
+        "RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\\n"
+        "    && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx\n"
         f"COPY host-ca.crt {STAND_IN_CA_PATH}\n"
         f"ENV NODE_VERSION={version} NODE_EXTRA_CA_CERTS={STAND_IN_CA_PATH}\n"
         "COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh\n"
