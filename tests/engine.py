@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,15 @@ from stackplate.engine import client, engine_problem
 # Upstream images with no stand-in here (see stackplate.standins.images.CANNOT_STAND_IN).
 LEAVE_OUT = ("ollama", "pgadmin", "redis-commander")
 LEAVE_OUT_OPTIONS = tuple(option for name in LEAVE_OUT for option in ("--leave-out", name))
+
+
+def own_network(slug: str) -> dict[str, str]:
+    """Answers for a test project: its compose name and a subnet of its own.
+
+    Two stacks on one engine cannot share the default subnet; one left running
+    elsewhere on the machine must not make these tests fail.
+    """
+    return {"project_slug": slug, "network_subnet": f"10.{200 + zlib.crc32(slug.encode()) % 50}.0.0/24"}
 
 
 def engine_or_fail() -> docker.DockerClient:

@@ -27,6 +27,7 @@ from engine import (
     ensure_stand_ins,
     json_lines,
     leftovers,
+    own_network,
     remove_project,
     stackplate,
     wait_for,
@@ -58,7 +59,7 @@ def render(template: Path, destination: Path, answers: dict) -> Path:
 def defaults(engine, template_copy, tmp_path_factory):
     """The default project (its own compose name), with its upstream images at hand."""
     project = render(
-        template_copy, tmp_path_factory.mktemp("engine") / "defaults", {"project_slug": "sp-defaults"}
+        template_copy, tmp_path_factory.mktemp("engine") / "defaults", own_network("sp-defaults")
     )
     ensure_stand_ins(project)
     yield project
@@ -177,7 +178,7 @@ def assert_hot_reload(project: Path, api: str, frontend: str) -> None:
 def test_a_service_that_fails_its_healthcheck_ends_the_boot_with_its_name_and_log(
     engine, template_copy, tmp_path
 ) -> None:
-    project = render(template_copy, tmp_path / "broken", {**MATRIX["minimal"], "project_slug": "sp-broken"})
+    project = render(template_copy, tmp_path / "broken", {**MATRIX["minimal"], **own_network("sp-broken")})
     main = project / "services" / "api" / "app" / "main.py"
     main.write_text(main.read_text() + '\nraise RuntimeError("broken on purpose")\n')
     ensure_stand_ins(project)

@@ -19,7 +19,7 @@ import copier
 import pytest
 import yaml
 from booting import CHROMIUM
-from engine import compose_name, engine_or_fail, ensure_stand_ins, leftovers, remove_project
+from engine import compose_name, engine_or_fail, ensure_stand_ins, leftovers, own_network, remove_project
 from matrix import ALL_DEV_OFF
 
 pytestmark = pytest.mark.engine
@@ -46,7 +46,7 @@ def expand(value: str, context: dict[str, str]) -> str:
 def test_the_rendered_e2e_job_runs_here_as_written(template_copy, tmp_path, e2e_venv) -> None:
     engine = engine_or_fail()
     project = tmp_path / "project"
-    answers = {"project_slug": "sp-ci", **ALL_DEV_OFF}
+    answers = {**own_network("sp-ci"), **ALL_DEV_OFF}
     copier.run_copy(str(template_copy), str(project), data=answers, defaults=True, unsafe=True, quiet=True)
     ensure_stand_ins(project)
     workflow = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())

@@ -25,7 +25,15 @@ import pytest
 import redis
 from apiclient import EventStream, call, login
 from booting import stackplate_boot
-from engine import compose_name, engine_or_fail, ensure_stand_ins, leftovers, remove_project, wait_for
+from engine import (
+    compose_name,
+    engine_or_fail,
+    ensure_stand_ins,
+    leftovers,
+    own_network,
+    remove_project,
+    wait_for,
+)
 from matrix import ALL_DEV_OFF
 
 from stackplate.compose_boot import ComposeProject
@@ -68,7 +76,7 @@ def stack(template_copy, tmp_path_factory):
     engine = engine_or_fail()
     folder = tmp_path_factory.mktemp("faults")
     project = folder / "project"
-    answers = {"project_slug": "sp-faults", **ALL_DEV_OFF}
+    answers = {**own_network("sp-faults"), **ALL_DEV_OFF}
     copier.run_copy(str(template_copy), str(project), data=answers, defaults=True, unsafe=True, quiet=True)
     ensure_stand_ins(project)
     try:

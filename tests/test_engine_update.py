@@ -11,7 +11,7 @@ import pytest
 from apiclient import call, login
 from booting import stackplate_boot
 from conftest import copier_cli
-from engine import compose_name, engine_or_fail, ensure_stand_ins, leftovers, remove_project
+from engine import compose_name, engine_or_fail, ensure_stand_ins, leftovers, own_network, remove_project
 from matrix import ALL_DEV_OFF
 from updating import edit, render_committed, versioned_template
 
@@ -48,7 +48,7 @@ def v2(template: Path) -> None:
 def test_a_user_survives_down_and_an_update_that_changes_an_image_and_adds_a_service(tmp_path) -> None:
     engine = engine_or_fail()
     template = versioned_template(tmp_path, v2)
-    project = render_committed(template, tmp_path / "project", project_slug="sp-update", **ALL_DEV_OFF)
+    project = render_committed(template, tmp_path / "project", **own_network("sp-update"), **ALL_DEV_OFF)
     ensure_stand_ins(project)
     user = {"email": "survivor@example.com", "password": "a long enough password", "full_name": "Survivor"}
     env_before = (project / "config" / ".env").read_bytes()
