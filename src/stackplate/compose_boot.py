@@ -143,11 +143,12 @@ def _unavailable_services(compose: ComposeProject, config: dict[str, Any], progr
 def _up(compose: ComposeProject, services: list[str], wait_timeout: int) -> None:
     up = ("up", "--detach", "--wait", "--wait-timeout", str(wait_timeout))
     result = compose.run(*up, *services, check=False)
-    if result.returncode == 0:
-        return
     failing = [
         c for c in compose.containers() if c.get("Health") not in ("", "healthy") or c["State"] != "running"
     ]
+    # Compose's exit status alone is not trusted: every container must be running and healthy.
+    if result.returncode == 0 and not failing:
+        return
     if not failing:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-LOG_LINES:])
         raise ServiceError(f"compose up failed (exit {result.returncode}):\n{tail}")
