@@ -42,8 +42,15 @@ def stackplate(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess[s
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def ensure_stand_ins(project: Path) -> None:
-    """``stackplate standins PROJECT``, as a user without a registry runs it."""
+def ensure_stand_ins(project: Path, *, fresh: bool = True) -> None:
+    """``stackplate standins PROJECT``, as a user without a registry runs it.
+
+    First, whatever an interrupted earlier run left of this compose project goes
+    (its volumes hold data made with other secrets): each test starts from nothing,
+    unless ``fresh`` is false (a project whose data the test means to keep).
+    """
+    if fresh:
+        remove_project(project)
     result = stackplate("standins", str(project))
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -63,7 +63,7 @@ def test_a_user_survives_down_and_an_update_that_changes_an_image_and_adds_a_ser
         result = copier_cli("update", "--trust", "--defaults", "--vcs-ref", "v2", cwd=project)
         assert result.returncode == 0, result.stderr
         assert NEW_PYTHON in (project / "services" / "api" / "Dockerfile").read_text()
-        ensure_stand_ins(project)
+        ensure_stand_ins(project, fresh=False)  # the new base image; the data stays
 
         with stackplate_boot(project, tmp_path / "boot-v2.log", "--engine", "docker") as booted:
             api = booted["services"]["api"]["url"]
