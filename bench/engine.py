@@ -99,10 +99,11 @@ def measure_anchor(anchor: Path, scratch: Path, cold: bool) -> Row:
         str(anchor), str(rendered), vcs_ref=ANCHOR_RELEASE, defaults=True, unsafe=True, quiet=True
     )
     dockerfile = rendered / "backend" / "Dockerfile"
-    uses = [ImageUse(stage.parent) for stage in dockerfile_stages(dockerfile, {})]
+    stages = dockerfile_stages(dockerfile, {})
+    uses = [ImageUse(stage.parent) for stage in stages]
     uses += [
         ImageUse(value.split("--from=", 1)[1].split()[0])
-        for stage in dockerfile_stages(dockerfile, {})
+        for stage in stages
         for instruction, value in stage.instructions
         if instruction == "COPY" and "--from=" in value
     ]
