@@ -17,7 +17,7 @@ from stackplate.compose_boot import ComposeProject
 from stackplate.engine import client, engine_problem
 
 # Upstream images with no stand-in here (see stackplate.standins.images.CANNOT_STAND_IN).
-LEAVE_OUT = ("ollama", "pgadmin", "redis-commander")
+LEAVE_OUT = ("ollama",)
 LEAVE_OUT_OPTIONS = tuple(option for name in LEAVE_OUT for option in ("--leave-out", name))
 
 

@@ -2,8 +2,8 @@
 
 No registry answers here, so upstream images are stand-ins that ``stackplate
 standins`` builds (Debian packages, official Node and uv binaries from registry
-packages); each is labelled as one. Ollama has no stand-in, and pgAdmin and
-Redis Commander none yet: the boots leave those three out (``--leave-out``).
+packages); each is labelled as one. Ollama has no stand-in: the boots leave it
+out (``--leave-out``).
 Each boot is the real ``stackplate boot --engine docker`` command, stopped with
 SIGTERM; afterwards no container, network or anonymous volume of it remains.
 """
@@ -126,15 +126,26 @@ def test_development_boot_passes_the_browser_suite_and_reloads_code(
     log = tmp_path / "boot.log"
     with stackplate_boot(defaults, log, "--engine", "docker", *LEAVE_OUT_OPTIONS) as booted:
         states = services_state(defaults, production=False)
-        assert set(states) == {"api", "worker", "frontend", "postgres", "redis", "rabbitmq"}, states
+        expected = {
+            "api",
+            "worker",
+            "frontend",
+            "postgres",
+            "redis",
+            "rabbitmq",
+            "pgadmin",
+            "redis-commander",
+        }
+        assert set(states) == expected, states
         assert all(state == [("running", "healthy")] for state in states.values()), states
+        assert_development_tools_work(defaults, booted)
         run_e2e_suite(
             defaults, "frontend", REPO / "test-results" / "e2e" / "engine-development", e2e_venv, tmp_path
         )
         api, frontend = booted["services"]["api"]["url"], booted["services"]["frontend"]["url"]
         assert_hot_reload(defaults, api, frontend)
     printed = log.read_text()
-    assert "leaving out ollama, pgadmin, redis-commander" in printed, printed
+    assert "leaving out ollama" in printed, printed
     name = compose_name(defaults)
     left = leftovers(engine, name)
     assert left["containers"] == [] and left["networks"] == [], left
@@ -142,6 +153,27 @@ def test_development_boot_passes_the_browser_suite_and_reloads_code(
     assert set(left["volumes"]) == {
         f"{name}_{v}" for v in ("exports-data", "postgres-data", "redis-data", "rabbitmq-data")
     }
+
+
+def assert_development_tools_work(project: Path, booted: dict) -> None:
+    """pgAdmin has loaded the project's server list; Redis Commander reads what is in Redis."""
+    compose = ComposeProject(project, production=False)
+    # pgAdmin's own command line, at the path the real image has it (/venv, /pgadmin4).
+    dump = "/venv/bin/python3 /pgadmin4/setup.py dump-servers /tmp/servers.json >&2 && cat /tmp/servers.json"
+    dumped = compose.run("exec", "-T", "pgadmin", "sh", "-c", dump, check=False)
+    assert dumped.returncode == 0, dumped.stderr
+    expected = json.loads((project / "config" / "pgadmin" / "servers.json").read_text())["Servers"]["1"]
+    server = json.loads(dumped.stdout)["Servers"]["1"]
+    assert (server["Host"], server["Port"], server["Username"]) == (
+        expected["Host"], expected["Port"], expected["Username"]
+    ), server  # fmt: skip
+    written = compose.run(
+        "exec", "-T", "redis", "redis-cli", "set", "stackplate:probe", "from-the-test", check=False
+    )
+    assert written.returncode == 0, written.stderr
+    commander = booted["tools"]["redis-commander"]
+    details = json.loads(get(f"{commander}/apiv2/key/R:redis:6379:0/stackplate:probe"))
+    assert details["value"] == "from-the-test", details
 
 
 def assert_hot_reload(project: Path, api: str, frontend: str) -> None:

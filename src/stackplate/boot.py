@@ -61,6 +61,8 @@ class Booted:
     services: dict[str, BootedService]
     backing: dict[str, str | None]
     admin: dict[str, str]
+    # Development tools (pgAdmin, Redis Commander, Ollama) by URL: only containers run them.
+    tools: dict[str, str] = field(default_factory=dict)
     pid: int = field(default_factory=os.getpid)
     running: dict[str, RunningService] = field(default_factory=dict, repr=False)  # not in boot.json
 
@@ -71,6 +73,7 @@ class Booted:
             "services": {name: vars(service) for name, service in self.services.items()},
             "backing": self.backing,
             "admin": self.admin,
+            "tools": self.tools,
         }
 
 

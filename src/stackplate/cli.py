@@ -272,6 +272,8 @@ def _print_urls(stack: Booted) -> None:
     for name, url in stack.backing.items():
         if url:
             typer.echo(f"  {name:<20} {'backing':<12} {url}")
+    for name, url in stack.tools.items():
+        typer.echo(f"  {name:<20} {'tool':<12} {url}")
     frontends = [s.url for s in stack.services.values() if s.kind == "react-vite"]
     where = f"open {frontends[0]} and sign in" if frontends else "sign in"
     typer.echo(f"{where} as {stack.admin['email']} (FIRST_ADMIN_PASSWORD in config/.env)")

@@ -157,6 +157,10 @@ def _up(compose: ComposeProject, services: list[str], wait_timeout: int) -> None
     raise ServiceError(f"{first['Service']} is {state}; its log ends:\n{compose.logs(first['Service'])}")
 
 
+# The container port each development tool serves its web UI or API on.
+DEVELOPMENT_TOOL_PORTS = {"pgadmin": 80, "redis-commander": 8081, "ollama": 11434}
+
+
 def _booted(
     compose: ComposeProject, answers: dict[str, Any], config: dict[str, Any], services: list[str]
 ) -> Booted:
@@ -178,6 +182,11 @@ def _booted(
         admin={
             "email": secrets.get("FIRST_ADMIN_EMAIL", ""),
             "password": secrets.get("FIRST_ADMIN_PASSWORD", ""),
+        },
+        tools={
+            name: f"http://127.0.0.1:{published[(name, port)]}"
+            for name, port in DEVELOPMENT_TOOL_PORTS.items()
+            if name in services and (name, port) in published
         },
     )
 

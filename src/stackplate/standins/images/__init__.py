@@ -9,15 +9,33 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from stackplate.standins.images import nginx_unprivileged, node, postgres, python, rabbitmq, redis, uv
+from stackplate.standins.images import (
+    nginx_unprivileged,
+    node,
+    pgadmin4,
+    postgres,
+    python,
+    rabbitmq,
+    redis,
+    redis_commander,
+    uv,
+)
 
-RECIPES: tuple[ModuleType, ...] = (postgres, redis, rabbitmq, nginx_unprivileged, python, node, uv)
+RECIPES: tuple[ModuleType, ...] = (
+    postgres,
+    redis,
+    rabbitmq,
+    nginx_unprivileged,
+    python,
+    node,
+    uv,
+    redis_commander,
+    pgadmin4,
+)
 
 # Upstream images that no package here can stand in for honestly, and why.
 CANNOT_STAND_IN = {
     "ollama/ollama": "no Ollama server is packaged in Debian, PyPI or npm",
-    "dpage/pgadmin4": "not built yet: the pgadmin4 wheel could serve, its stand-in is still to do",
-    "ghcr.io/joeferner/redis-commander": "not built yet: the redis-commander npm package could serve",
 }
 
 
