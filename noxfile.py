@@ -39,7 +39,10 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The whole test suite (pass pytest arguments after --)."""
     session.install("-e", ".[test]")
-    session.run("pytest", *(session.posargs or ["-q"]))
+    # Two workers: much of the suite waits on servers and containers, not on the CPU.
+    # The tests that use the answers' host ports share one worker (tests/conftest.py).
+    # Arguments after -- come later and win (-n 0 runs everything in this process).
+    session.run("pytest", "-n", "2", "--dist", "loadgroup", *(session.posargs or ["-q"]))
 
 
 @nox.session(python=PYTHON)
