@@ -150,6 +150,10 @@ def make_settings(db_url: str, exports_dir: Path) -> Callable[..., Settings]:
             "DATABASE_URL": db_url,
             "RABBITMQ_URL": RABBITMQ_URL,
             "service_name": SERVICE,
+            # Named here, not left to the environment: in a container (a devcontainer)
+            # EXPORT_QUEUE and EVENTS_EXCHANGE are the running service's own.
+            "export_queue": f"{SERVICE}.exports",
+            "events_exchange": f"{SERVICE}.events",
             "redis_url": REDIS_URL,
             "rabbitmq_host": "",
             "jwt_secret_key": JWT_SECRET,

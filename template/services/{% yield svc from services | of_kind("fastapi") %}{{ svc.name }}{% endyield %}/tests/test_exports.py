@@ -228,3 +228,16 @@ async def test_queued_event_is_published_on_the_exchange(
         }  # fmt: skip
         assert (event["job_id"], event["status"]) == (job["id"], "queued")
         assert datetime.fromisoformat(event["updated_at"]) <= datetime.now(UTC)
+
+
+def test_an_exports_folder_it_cannot_create_is_not_fatal(
+    tmp_path: Path, make_settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The API only reads the folder; a devcontainer's remapped user may not create it."""
+    from app.core.state import prepare_exports_dir
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a file where a parent folder should be: even root cannot mkdir
+    with caplog.at_level("WARNING", logger="app"):
+        prepare_exports_dir(make_settings(exports_dir=blocker / "exports"))
+    assert any("cannot create the exports folder" in r.getMessage() for r in caplog.records)

@@ -37,7 +37,7 @@ class AppContext:
 
     @classmethod
     async def start(cls, settings: Settings) -> AppContext:
-        settings.exports_dir.mkdir(parents=True, exist_ok=True)
+        prepare_exports_dir(settings)
         engine = create_engine(settings)
         sessionmaker = create_sessionmaker(engine)
         redis = RedisGate(
@@ -100,3 +100,15 @@ class AppContext:
         await self.broker.close()
         await self.redis.close()
         await self.engine.dispose()
+
+
+def prepare_exports_dir(settings: Settings) -> None:
+    """Create EXPORTS_DIR if this process may; the API only reads it, the worker writes it.
+
+    Not fatal: in a devcontainer the app user takes the developer's uid and may not
+    write a volume that another uid created; downloads work once the worker made it.
+    """
+    try:
+        settings.exports_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        log.warning("cannot create the exports folder %s: %s", settings.exports_dir, error)

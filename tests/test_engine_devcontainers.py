@@ -1,0 +1,109 @@
+"""Each app service's devcontainer, brought up by the Dev Containers CLI the way a developer does.
+
+The checkout belongs to an ordinary user (uid 1000), who runs the CLI with
+access to the engine (the docker group): the CLI gives the image's user that
+uid (``updateRemoteUserUID``), so inside, the service's own tests run and write
+their report into the workspace, and the file is the developer's on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import copier
+import pytest
+from engine import compose_name, engine_or_fail, ensure_stand_ins, leftovers, own_network, remove_project
+from matrix import ALL_DEV_OFF
+from reports import junit_counts, node_test_env, vitest_counts
+
+pytestmark = pytest.mark.engine
+
+CLI_PACKAGE = "@devcontainers/cli@0.89.0"
+DEVELOPER = 1000
+DOCKER = "/usr/bin/docker"  # a client that builds without buildx
+REPORT = ".devcontainer-test-report"
+
+
+@pytest.fixture(scope="module")
+def shared_folder():
+    """A folder the developer may enter (pytest's own temporary folders are root's alone)."""
+    folder = Path(tempfile.mkdtemp(prefix="stackplate-devcontainers-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cli(shared_folder) -> Path:
+    prefix = shared_folder / "cli"
+    result = subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), CLI_PACKAGE],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return prefix / "node_modules" / ".bin" / "devcontainer"
+
+
+@pytest.fixture(scope="module")
+def home(shared_folder) -> Path:
+    """The developer's home, with the Compose plugin the CLI calls as ``docker compose``."""
+    home = shared_folder / "home"
+    plugin = home / ".docker" / "cli-plugins" / "docker-compose"
+    plugin.parent.mkdir(parents=True)
+    shutil.copy2(Path.home() / ".docker" / "cli-plugins" / "docker-compose", plugin)
+    subprocess.run(["chown", "-R", f"{DEVELOPER}:{DEVELOPER}", str(home)], check=True)
+    return home
+
+
+@pytest.fixture(scope="module")
+def checkout(template_copy, shared_folder):
+    engine = engine_or_fail()
+    project = shared_folder / "checkout"
+    answers = {**own_network("sp-devcontainers"), **ALL_DEV_OFF}
+    copier.run_copy(str(template_copy), str(project), data=answers, defaults=True, unsafe=True, quiet=True)
+    ensure_stand_ins(project)
+    subprocess.run(["chown", "-R", f"{DEVELOPER}:{DEVELOPER}", str(project)], check=True)
+    yield project
+    remove_project(project)
+    assert leftovers(engine, compose_name(project)) == {"containers": [], "networks": [], "volumes": []}
+
+
+def as_developer(home: Path, *command: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    docker_group = os.stat("/var/run/docker.sock").st_gid
+    identity = ["setpriv", f"--reuid={DEVELOPER}", f"--regid={DEVELOPER}", f"--groups={docker_group}"]
+    env = ["env", "-i", f"HOME={home}", f"PATH={Path(shutil.which('node')).parent}:/usr/bin:/bin"]
+    return subprocess.run(
+        [*identity, *env, *command], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+TESTS = {
+    "api": f"pytest -q -p no:cacheprovider --junitxml=/app/{REPORT}.xml",
+    "worker": f"{' '.join(f'{k}={v!r}' for k, v in node_test_env(Path(f'/app/{REPORT}.xml')).items())} npm test",
+    "frontend": f"npm test -- --reporter=default --reporter=json --outputFile.json=/app/{REPORT}.json",
+}
+
+
+@pytest.mark.parametrize("service", sorted(TESTS))
+def test_the_devcontainer_user_runs_the_tests_and_writes_the_workspace(service, cli, home, checkout) -> None:
+    config = checkout / ".devcontainer" / f"{service}-container" / "devcontainer.json"
+    common = ["--workspace-folder", str(checkout), "--config", str(config), "--docker-path", DOCKER]
+    up = as_developer(home, str(cli), "up", *common)
+    outcome = json.loads(up.stdout.strip().splitlines()[-1]) if up.stdout.strip() else {}
+    assert up.returncode == 0 and outcome.get("outcome") == "success", up.stdout[-3000:] + up.stderr[-3000:]
+    whoami = as_developer(home, str(cli), "exec", *common, "id", "-u")
+    assert whoami.stdout.strip().splitlines()[-1] == str(DEVELOPER), whoami.stdout + whoami.stderr
+    tests = as_developer(home, str(cli), "exec", *common, "sh", "-c", TESTS[service], timeout=1200)
+    assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
+    report = next((checkout / "services" / service).glob(f"{REPORT}.*"))
+    assert report.stat().st_uid == DEVELOPER, "the report is not the developer's file"
+    counts = vitest_counts(report) if report.suffix == ".json" else junit_counts(report)
+    counts.assert_all_passed(f"{service} in its devcontainer")
