@@ -16,15 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Tests that publish or bind the answers' host ports (the engine tests, and the
 # native boot, which takes an answer's port when it is free) run one after the
-# other in one xdist worker; everything else is spread over the others.
-HOST_PORTS_GROUP = "host-ports"
-HOST_PORT_MODULES = {"test_boot.py"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("engine") or item.path.name in HOST_PORT_MODULES:
-            item.add_marker(pytest.mark.xdist_group(HOST_PORTS_GROUP))
+# other in one xdist worker (``--dist loadgroup``); the rest spread over the others.
+HOST_PORTS = pytest.mark.xdist_group("host-ports")
 
 
 def _tool_beside_python(name: str) -> str:

@@ -17,10 +17,10 @@ from pathlib import Path
 import copier
 import pytest
 from booting import CHROMIUM, alive, descendants, run_e2e_suite, stackplate_boot
-from conftest import REPO
+from conftest import HOST_PORTS, REPO
 from matrix import MATRIX, services_of
 
-pytestmark = pytest.mark.backing
+pytestmark = [pytest.mark.backing, HOST_PORTS]
 
 
 def render(template: Path, destination: Path, answers: dict) -> Path:

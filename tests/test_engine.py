@@ -18,7 +18,7 @@ import copier
 import pytest
 from apiclient import call, login
 from booting import run_e2e_suite, stackplate_boot
-from conftest import REPO
+from conftest import HOST_PORTS, REPO
 from engine import (
     LEAVE_OUT_OPTIONS,
     anonymous_volumes,
@@ -42,7 +42,7 @@ from stackplate.standins.images import recipe_for
 from stackplate.standins.recipe import Reference
 from stackplate.standins.references import ImageUse, images_of
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, HOST_PORTS]
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,11 @@ import copier
 import pytest
 import yaml
 from booting import CHROMIUM
+from conftest import HOST_PORTS
 from engine import compose_name, engine_or_fail, ensure_stand_ins, leftovers, own_network, remove_project
 from matrix import ALL_DEV_OFF
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, HOST_PORTS]
 
 EXPRESSION = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
 

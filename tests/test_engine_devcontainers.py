@@ -17,11 +17,12 @@ from pathlib import Path
 
 import copier
 import pytest
+from conftest import HOST_PORTS
 from engine import compose_name, engine_or_fail, ensure_stand_ins, leftovers, own_network, remove_project
 from matrix import ALL_DEV_OFF
 from reports import junit_counts, node_test_env, vitest_counts
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, HOST_PORTS]
 
 CLI_PACKAGE = "@devcontainers/cli@0.89.0"
 DEVELOPER = 1000

@@ -25,6 +25,7 @@ import pytest
 import redis
 from apiclient import EventStream, call, login
 from booting import stackplate_boot
+from conftest import HOST_PORTS
 from engine import (
     compose_name,
     engine_or_fail,
@@ -38,7 +39,7 @@ from matrix import ALL_DEV_OFF
 
 from stackplate.compose_boot import ComposeProject
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, HOST_PORTS]
 
 BULK_USERS = 50_000
 

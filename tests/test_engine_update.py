@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from apiclient import call, login
 from booting import stackplate_boot
-from conftest import copier_cli
+from conftest import HOST_PORTS, copier_cli
 from engine import compose_name, engine_or_fail, ensure_stand_ins, leftovers, own_network, remove_project
 from matrix import ALL_DEV_OFF
 from updating import edit, render_committed, versioned_template
 
 from stackplate.compose_boot import ComposeProject
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, HOST_PORTS]
 
 OLD_PYTHON, NEW_PYTHON = "python:3.13.9-slim-trixie", "python:3.13.10-slim-trixie"
 

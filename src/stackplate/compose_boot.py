@@ -66,7 +66,10 @@ class ComposeProject:
         Named volumes stay unless ``volumes``: ``rm --volumes`` takes only the
         anonymous ones (``/app/node_modules`` and the like), ``down`` the rest.
         """
-        self.run("rm", "--stop", "--force", "--volumes", timeout=300)
+        # A container can vanish while rm is stopping its neighbours (the engine
+        # answers "No such container"); a second rm sees the state as it is now.
+        if self.run("rm", "--stop", "--force", "--volumes", timeout=300, check=False).returncode != 0:
+            self.run("rm", "--stop", "--force", "--volumes", timeout=300)
         self.run("down", "--remove-orphans", *(["--volumes"] if volumes else []), timeout=300)
 
 
