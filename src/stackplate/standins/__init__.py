@@ -126,12 +126,22 @@ def _build(
 def recipe_fingerprint(recipe: ModuleType, reference: str) -> str:
     """A digest of the recipe's code, our files and the reference: a change means rebuild."""
     digest = hashlib.sha256(reference.encode())
-    digest.update(inspect.getsource(recipe).encode())
+    for module in _recipe_modules(recipe):
+        digest.update(inspect.getsource(module).encode())
     digest.update(inspect.getsource(_build).encode())
     digest.update(inspect.getsource(debian).encode())
     for path in sorted(FILES.iterdir()):
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _recipe_modules(recipe: ModuleType) -> list[ModuleType]:
+    """The recipe and the recipes it borrows helpers from (redis-commander uses node's)."""
+    borrowed = {getattr(value, "__module__", "") for value in vars(recipe).values() if callable(value)} - {
+        recipe.__name__
+    }
+    recipes = sorted(name for name in borrowed if name.startswith("stackplate.standins.images."))
+    return [recipe, *(sys.modules[name] for name in recipes)]
 
 
 def listing(engine: docker.DockerClient) -> list[tuple[str, str]]:
