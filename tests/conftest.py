@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import copier
 import pytest
 
 from stackplate.backing import BackingServices, BackingUrls
@@ -18,6 +19,12 @@ REPO = Path(__file__).resolve().parents[1]
 # native boot, which takes an answer's port when it is free) run one after the
 # other in one xdist worker (``--dist loadgroup``); the rest spread over the others.
 HOST_PORTS = pytest.mark.xdist_group("host-ports")
+
+
+def render(template: Path, destination: Path, answers: dict) -> Path:
+    """``copier copy`` of the template with these answers (the rest default) into ``destination``."""
+    copier.run_copy(str(template), str(destination), data=answers, defaults=True, unsafe=True, quiet=True)
+    return destination
 
 
 def _tool_beside_python(name: str) -> str:

@@ -14,11 +14,10 @@ import json
 import urllib.request
 from pathlib import Path
 
-import copier
 import pytest
 from apiclient import call, login
 from booting import run_e2e_suite, stackplate_boot
-from conftest import HOST_PORTS, REPO
+from conftest import HOST_PORTS, REPO, render
 from engine import (
     LEAVE_OUT_OPTIONS,
     anonymous_volumes,
@@ -48,11 +47,6 @@ pytestmark = [pytest.mark.engine, HOST_PORTS]
 @pytest.fixture(scope="module")
 def engine():
     return engine_or_fail()
-
-
-def render(template: Path, destination: Path, answers: dict) -> Path:
-    copier.run_copy(str(template), str(destination), data=answers, defaults=True, unsafe=True, quiet=True)
-    return destination
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import copier
 import pytest
 import yaml
 from booting import CHROMIUM
-from conftest import HOST_PORTS
+from conftest import HOST_PORTS, render
 from engine import compose_name, engine_or_fail, ensure_stand_ins, leftovers, own_network, remove_project
 from matrix import ALL_DEV_OFF
 
@@ -48,7 +47,7 @@ def test_the_rendered_e2e_job_runs_here_as_written(template_copy, tmp_path, e2e_
     engine = engine_or_fail()
     project = tmp_path / "project"
     answers = {**own_network("sp-ci"), **ALL_DEV_OFF}
-    copier.run_copy(str(template_copy), str(project), data=answers, defaults=True, unsafe=True, quiet=True)
+    render(template_copy, project, answers)
     ensure_stand_ins(project)
     workflow = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
     job = workflow["jobs"]["e2e"]

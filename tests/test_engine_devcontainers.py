@@ -15,9 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import copier
 import pytest
-from conftest import HOST_PORTS
+from conftest import HOST_PORTS, render
 from engine import compose_name, engine_or_fail, ensure_stand_ins, leftovers, own_network, remove_project
 from matrix import ALL_DEV_OFF
 from reports import junit_counts, node_test_env, vitest_counts
@@ -69,7 +68,7 @@ def checkout(template_copy, shared_folder):
     engine = engine_or_fail()
     project = shared_folder / "checkout"
     answers = {**own_network("sp-devcontainers"), **ALL_DEV_OFF}
-    copier.run_copy(str(template_copy), str(project), data=answers, defaults=True, unsafe=True, quiet=True)
+    render(template_copy, project, answers)
     ensure_stand_ins(project)
     subprocess.run(["chown", "-R", f"{DEVELOPER}:{DEVELOPER}", str(project)], check=True)
     yield project

@@ -19,13 +19,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import copier
 import psycopg
 import pytest
 import redis
 from apiclient import EventStream, call, login
 from booting import stackplate_boot
-from conftest import HOST_PORTS
+from conftest import HOST_PORTS, render
 from engine import (
     compose_name,
     engine_or_fail,
@@ -78,7 +77,7 @@ def stack(template_copy, tmp_path_factory):
     folder = tmp_path_factory.mktemp("faults")
     project = folder / "project"
     answers = {**own_network("sp-faults"), **ALL_DEV_OFF}
-    copier.run_copy(str(template_copy), str(project), data=answers, defaults=True, unsafe=True, quiet=True)
+    render(template_copy, project, answers)
     ensure_stand_ins(project)
     try:
         with stackplate_boot(project, folder / "boot.log", "--engine", "docker") as booted:
