@@ -45,7 +45,8 @@ def serve(reload: bool) -> None:
         host=os.environ.get("HOST", "0.0.0.0"),
         port=settings.port,
         reload=reload,
-        proxy_headers=True,  # honoured only for FORWARDED_ALLOW_IPS (default 127.0.0.1)
+        # Off: X-Forwarded-For is believed only from TRUSTED_PROXIES (app/core/proxies.py).
+        proxy_headers=False,
         access_log=False,  # one JSON line per request comes from RequestLogMiddleware
         log_config=None,  # the app configures logging (JSON)
         server_header=False,

@@ -13,6 +13,7 @@ from app.api.router import API_PREFIX, routers
 from app.api.routes import health
 from app.core.config import Settings, get_settings
 from app.core.logging import RequestLogMiddleware, configure_logging
+from app.core.proxies import ForwardedForMiddleware
 from app.core.ratelimit import GeneralRateLimitMiddleware
 from app.core.state import AppContext
 
@@ -42,8 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)  # /health and /ready, for probes
 
-    # Added innermost first: request log (outermost) -> CORS -> cached reads -> rate
-    # limit -> routes, so even a 429 carries CORS headers and is logged with its id.
+    # Added innermost first: forwarded-for (outermost: every later step sees the real
+    # client) -> request log -> CORS -> cached reads -> rate limit -> routes, so even a
+    # 429 carries CORS headers and is logged with its id.
     app.add_middleware(GeneralRateLimitMiddleware)
     app.add_middleware(CachedReadsMiddleware)
     if settings.cors_origin_list:
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(ForwardedForMiddleware)
     return app
 
 

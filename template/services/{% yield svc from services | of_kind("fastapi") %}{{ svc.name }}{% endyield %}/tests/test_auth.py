@@ -12,8 +12,12 @@ from app.core.security import create_access_token
 from tests.conftest import JWT_SECRET, PASSWORD, REDIS_URL, Account, add_user
 
 
-async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
-    return await client.post("/api/v1/auth/login", json={"email": email, "password": password})
+async def login(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD, *, in_body: bool = True
+) -> httpx.Response:
+    """Log in as a non-browser client that asks for the refresh token in the body (default)."""
+    body = {"email": email, "password": password, "include_refresh_token": in_body}
+    return await client.post("/api/v1/auth/login", json=body)
 
 
 async def test_login_returns_tokens_and_sets_the_refresh_cookie(
@@ -127,12 +131,60 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(
 
 
 async def test_refresh_with_the_cookie(client: httpx.AsyncClient, user: Account) -> None:
-    await login(client, user.email)
+    await login(client, user.email, in_body=False)
     assert client.cookies.get("refresh_token")
     old = client.cookies.get("refresh_token")
     response = await client.post("/api/v1/auth/refresh")  # cookie path /api/v1/auth matches
     assert response.status_code == 200, response.text
-    assert client.cookies.get("refresh_token") == response.json()["refresh_token"] != old
+    assert client.cookies.get("refresh_token") != old
+    # A browser (the cookie) never sees the refresh token in a body: scripts cannot read it.
+    assert response.json()["refresh_token"] is None
+
+
+async def test_a_browser_login_keeps_the_refresh_token_out_of_the_body(
+    client: httpx.AsyncClient, user: Account
+) -> None:
+    response = await login(client, user.email, in_body=False)
+    assert response.status_code == 200, response.text
+    assert response.json()["refresh_token"] is None
+    cookie = SimpleCookie(response.headers["set-cookie"])["refresh_token"]
+    assert cookie.value and cookie["httponly"]
+    assert cookie.value not in response.text
+
+
+async def test_a_session_ends_after_its_absolute_lifetime(
+    client: httpx.AsyncClient, user: Account, db: asyncpg.Pool, main_app
+) -> None:
+    token = (await login(client, user.email)).json()["refresh_token"]
+    client.cookies.clear()
+    # Rotation keeps a session going, but only until SESSION_MAX_DAYS after its login.
+    rotated = await client.post("/api/v1/auth/refresh", json={"refresh_token": token})
+    assert rotated.status_code == 200
+    token = rotated.json()["refresh_token"]
+    await age_session(main_app, db, user, days=31)
+    expired = await client.post("/api/v1/auth/refresh", json={"refresh_token": token})
+    assert expired.status_code == 401, expired.text
+
+
+async def age_session(app, db: asyncpg.Pool, user: Account, days: int) -> None:
+    """Move the start of the user's sessions *days* into the past, in whichever store."""
+    await db.execute(
+        "UPDATE refresh_tokens"
+        " SET family_started_at = family_started_at - make_interval(days => $2)"
+        " WHERE user_id = $1",
+        user.id,
+        days,
+    )
+    tokens = app.state.ctx.tokens
+    redis = tokens.gate.client
+    if redis is None:
+        return
+    for family in await redis.smembers(f"{tokens.prefix}rtu:{user.id}"):
+        for digest in await redis.smembers(f"{tokens.prefix}rtf:{family.decode()}"):
+            key = f"{tokens.prefix}rt:{digest.decode()}"
+            started = await redis.hget(key, "c")
+            if started is not None:
+                await redis.hset(key, "c", int(started) - days * 86400)
 
 
 async def test_a_second_login_is_its_own_family(client: httpx.AsyncClient, user: Account) -> None:

@@ -99,7 +99,8 @@ async def test_redis_down_mid_run_answers_from_postgres(
         assert app.state.ctx.cache._pending == {"users"}
         # Login works: the refresh token goes to PostgreSQL, and it rotates there.
         login = await client.post(
-            "/api/v1/auth/login", json={"email": user.email, "password": user.password}
+            "/api/v1/auth/login",
+            json={"email": user.email, "password": user.password, "include_refresh_token": True},
         )
         assert login.status_code == 200
         refresh = login.json()["refresh_token"]
@@ -118,7 +119,8 @@ async def test_a_redis_refresh_token_while_redis_is_down_is_a_503(
 ) -> None:
     async with running(make_settings(redis_url=redis_via(redis_proxy))) as (_, client):
         login = await client.post(
-            "/api/v1/auth/login", json={"email": user.email, "password": user.password}
+            "/api/v1/auth/login",
+            json={"email": user.email, "password": user.password, "include_refresh_token": True},
         )
         refresh = login.json()["refresh_token"]
         assert refresh.startswith("r.")
@@ -140,7 +142,8 @@ async def test_without_redis_everything_works_from_postgres(
         assert ready["checks"]["redis"] == "off" and ready["status"] == "ready"
         # Refresh tokens in the refresh_tokens table, with rotation and reuse detection.
         login = await client.post(
-            "/api/v1/auth/login", json={"email": user.email, "password": user.password}
+            "/api/v1/auth/login",
+            json={"email": user.email, "password": user.password, "include_refresh_token": True},
         )
         first = login.json()["refresh_token"]
         assert first.startswith("p.")

@@ -241,3 +241,33 @@ def test_an_exports_folder_it_cannot_create_is_not_fatal(
     with caplog.at_level("WARNING", logger="app"):
         prepare_exports_dir(make_settings(exports_dir=blocker / "exports"))
     assert any("cannot create the exports folder" in r.getMessage() for r in caplog.records)
+
+
+@requires_rabbitmq
+async def test_a_user_may_have_only_so_many_exports_queued_or_running(
+    make_settings, user: Account, other: Account, db: asyncpg.Pool, queue_messages
+) -> None:
+    async with running(make_settings(export_max_active_per_user=2)) as (_, client):
+        # Concurrent requests cannot slip past the limit together (the owner's lock).
+        answers = await asyncio.gather(
+            *(client.post(EXPORTS, headers=user.headers, json={"format": "csv"}) for _ in range(4))
+        )
+        codes = sorted(response.status_code for response in answers)
+        assert codes == [202, 202, 429, 429], codes
+        refused = next(r for r in answers if r.status_code == 429)
+        assert int(refused.headers["retry-after"]) > 0
+        theirs = await client.post(EXPORTS, headers=other.headers, json={"format": "csv"})
+        assert theirs.status_code == 202, "one user's limit is not another's"
+        # Once one is finished, there is room again.
+        await db.execute(
+            "UPDATE export_jobs SET status = 'done', finished_at = now() WHERE id = "
+            "(SELECT id FROM export_jobs WHERE owner_id = $1 LIMIT 1)",
+            user.id,
+        )
+        again = await client.post(EXPORTS, headers=user.headers, json={"format": "csv"})
+        assert again.status_code == 202, again.text
+    await queue_messages()
+    active = await db.fetchval(
+        "SELECT count(*) FROM export_jobs WHERE owner_id = $1 AND status = 'queued'", user.id
+    )
+    assert active == 2

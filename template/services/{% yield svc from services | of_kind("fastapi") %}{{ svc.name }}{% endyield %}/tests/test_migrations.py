@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.core.db import Base
 from tests.conftest import _asyncpg_dsn, alembic, create_database, drop_database
 
-TABLES = {"users", "export_jobs", "refresh_tokens"}
+TABLES = {"users", "export_jobs", "refresh_tokens", "stream_tickets"}
 
 
 async def tables(url: str) -> set[str]:

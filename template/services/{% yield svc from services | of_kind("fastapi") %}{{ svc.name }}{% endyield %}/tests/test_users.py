@@ -115,25 +115,102 @@ async def test_read_user_admin_self_and_others(
     assert (await client.get(f"{USERS}/not-a-uuid", headers=admin.headers)).status_code == 422
 
 
+async def login(client: httpx.AsyncClient, email: str, password: str) -> dict:
+    response = await client.post(
+        "/api/v1/auth/login",
+        json={"email": email, "password": password, "include_refresh_token": True},
+    )
+    assert response.status_code == 200, response.text
+    client.cookies.clear()
+    return response.json()
+
+
+def bearer(tokens: dict) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
 async def test_user_updates_themself_but_not_their_role(
     client: httpx.AsyncClient, user: Account
 ) -> None:
     url = f"{USERS}/{user.id}"
-    response = await client.patch(
-        url, headers=user.headers, json={"full_name": "Uma Renamed", "password": "a new secret"}
-    )
+    response = await client.patch(url, headers=user.headers, json={"full_name": "Uma Renamed"})
     assert response.status_code == 200, response.text
     assert response.json()["full_name"] == "Uma Renamed"
-    login = await client.post(
-        "/api/v1/auth/login", json={"email": user.email, "password": "a new secret"}
-    )
-    assert login.status_code == 200
     promote = await client.patch(url, headers=user.headers, json={"role": "admin"})
     assert promote.status_code == 403
     same_role = await client.patch(url, headers=user.headers, json={"role": "user"})
     assert same_role.status_code == 200  # not a change
     deactivate = await client.patch(url, headers=user.headers, json={"is_active": False})
     assert deactivate.status_code == 403
+
+
+@pytest.mark.parametrize("change", [{"password": "a new secret"}, {"email": "uma@new.example.com"}])
+async def test_a_self_change_of_password_or_email_needs_the_current_password(
+    client: httpx.AsyncClient, user: Account, change: dict
+) -> None:
+    url = f"{USERS}/{user.id}"
+    for proof in ({}, {"current_password": "not it"}):
+        refused = await client.patch(url, headers=user.headers, json={**change, **proof})
+        assert refused.status_code == 403, refused.text
+    assert (await client.get(f"{USERS}/me", headers=user.headers)).json()["email"] == user.email
+    done = await client.patch(
+        url, headers=user.headers, json={**change, "current_password": user.password}
+    )
+    assert done.status_code == 200, done.text
+    email = change.get("email", user.email)
+    await login(client, email, change.get("password", user.password))
+
+
+async def test_a_new_password_ends_the_other_sessions_but_not_this_one(
+    client: httpx.AsyncClient, user: Account
+) -> None:
+    here = await login(client, user.email, user.password)
+    elsewhere = await login(client, user.email, user.password)
+    changed = await client.patch(
+        f"{USERS}/{user.id}",
+        headers=bearer(here),
+        json={"password": "a new secret", "current_password": user.password},
+    )
+    assert changed.status_code == 200, changed.text
+    refresh = "/api/v1/auth/refresh"
+    stolen = await client.post(refresh, json={"refresh_token": elsewhere["refresh_token"]})
+    assert stolen.status_code == 401, "the other session survived the new password"
+    mine = await client.post(refresh, json={"refresh_token": here["refresh_token"]})
+    assert mine.status_code == 200, mine.text
+    # The access tokens issued before the change are refused; the refreshed one works.
+    assert (await client.get(f"{USERS}/me", headers=bearer(elsewhere))).status_code == 401
+    assert (await client.get(f"{USERS}/me", headers=bearer(mine.json()))).status_code == 200
+
+
+async def test_a_demoted_admin_loses_the_admin_reads_at_once(
+    client: httpx.AsyncClient, admin: Account, db: asyncpg.Pool
+) -> None:
+    boss = await add_user(db, "boss@example.com", "admin")
+    tokens = await login(client, admin.email, admin.password)
+    for _ in range(2):  # the second read is a cache hit (the fast path, with Redis)
+        assert (await client.get(USERS, headers=bearer(tokens))).status_code == 200
+    assert (await client.get(f"{USERS}/{boss.id}", headers=bearer(tokens))).status_code == 200
+    demoted = await client.patch(f"{USERS}/{admin.id}", headers=boss.headers, json={"role": "user"})
+    assert demoted.status_code == 200
+    for path in (USERS, f"{USERS}/{boss.id}", f"{USERS}/{admin.id}", "/api/v1/exports"):
+        response = await client.get(path, headers=bearer(tokens))
+        assert response.status_code == 401, f"{path}: the old admin token still reads"
+    # A refresh gives a token with the new role: a plain user's rights.
+    fresh = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert (await client.get(USERS, headers=bearer(fresh.json()))).status_code == 403
+
+
+async def test_a_deactivated_user_loses_the_cached_reads_at_once(
+    client: httpx.AsyncClient, admin: Account, user: Account
+) -> None:
+    mine = f"{USERS}/{user.id}"
+    for _ in range(2):
+        assert (await client.get(mine, headers=user.headers)).status_code == 200
+    off = await client.patch(mine, headers=admin.headers, json={"is_active": False})
+    assert off.status_code == 200
+    assert (await client.get(mine, headers=user.headers)).status_code == 401
 
 
 async def test_user_cannot_update_others(
@@ -173,7 +250,8 @@ async def test_deactivation_revokes_refresh_tokens(
     client: httpx.AsyncClient, admin: Account, user: Account
 ) -> None:
     login = await client.post(
-        "/api/v1/auth/login", json={"email": user.email, "password": user.password}
+        "/api/v1/auth/login",
+        json={"email": user.email, "password": user.password, "include_refresh_token": True},
     )
     refresh = login.json()["refresh_token"]
     client.cookies.clear()
@@ -183,17 +261,25 @@ async def test_deactivation_revokes_refresh_tokens(
 
 
 async def test_delete_user(
-    client: httpx.AsyncClient, admin: Account, user: Account, db: asyncpg.Pool
+    client: httpx.AsyncClient, admin: Account, user: Account, db: asyncpg.Pool, exports_dir
 ) -> None:
+    job_id = uuid.uuid4()
     await db.execute(
-        "INSERT INTO export_jobs (id, owner_id, format) VALUES ($1, $2, 'csv')",
-        uuid.uuid4(),
+        "INSERT INTO export_jobs (id, owner_id, format, status, file_name)"
+        " VALUES ($1, $2, 'csv', 'done', $3)",
+        job_id,
         user.id,
+        f"{job_id}.csv",
     )
+    (exports_dir / f"{job_id}.csv").write_text("id,email\r\n")
+    kept = exports_dir / "someone-elses.csv"
+    kept.write_text("id\r\n")
     assert (await client.delete(f"{USERS}/{user.id}", headers=user.headers)).status_code == 403
     assert (await client.delete(f"{USERS}/{user.id}", headers=admin.headers)).status_code == 204
     assert (await client.get(f"{USERS}/{user.id}", headers=admin.headers)).status_code == 404
     assert await db.fetchval("SELECT count(*) FROM export_jobs") == 0  # cascaded
+    assert not (exports_dir / f"{job_id}.csv").exists(), "the user's export file outlived them"
+    assert kept.exists()
     assert (await client.delete(f"{USERS}/{user.id}", headers=admin.headers)).status_code == 404
     assert (await client.delete(f"{USERS}/{admin.id}", headers=admin.headers)).status_code == 403
 

@@ -2,8 +2,9 @@
 
 * ``Ctx``: the application's connections (app.state.ctx).
 * ``SessionDep``: a database session for the request.
-* ``Claims`` / ``AdminClaims``: the bearer's identity from the access token
-  alone (no database round trip); used by the hot cached reads.
+* ``Claims`` / ``AdminClaims``: the bearer's identity from the access token,
+  checked to still be current (the user's auth version, from Redis: see
+  app/core/authz.py); used by the hot cached reads.
 * ``CurrentUser`` / ``AdminUser``: the bearer's row, which must exist and be
   active; used wherever the request writes or needs the user anyway.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -66,18 +67,29 @@ def _claims(request: Request, token: str | None) -> TokenClaims:
         raise unauthorized("Invalid or expired access token", "invalid_token") from None
 
 
+def revoked() -> HTTPException:
+    return unauthorized("The user's rights changed: refresh the access token", "invalid_token")
+
+
+async def _current_claims(request: Request, credentials: Credentials) -> TokenClaims:
+    claims = _claims(request, credentials.credentials if credentials else None)
+    if not await request.app.state.ctx.authz.is_current(claims):
+        raise revoked()
+    return claims
+
+
 # The claims dependencies take the Request, not Ctx: one dependency less to
 # solve per request. (Cache hits of the hot reads don't even get here: see
 # app/api/fastpath.py.)
 async def get_claims(request: Request, credentials: Credentials) -> TokenClaims:
-    return _claims(request, credentials.credentials if credentials else None)
+    return await _current_claims(request, credentials)
 
 
 Claims = Annotated[TokenClaims, Depends(get_claims)]
 
 
 async def get_admin_claims(request: Request, credentials: Credentials) -> TokenClaims:
-    claims = _claims(request, credentials.credentials if credentials else None)
+    claims = await _current_claims(request, credentials)
     if not claims.is_admin:
         raise forbidden("Administrators only")
     return claims
@@ -86,25 +98,20 @@ async def get_admin_claims(request: Request, credentials: Credentials) -> TokenC
 AdminClaims = Annotated[TokenClaims, Depends(get_admin_claims)]
 
 
-async def get_stream_claims(
-    request: Request,
-    credentials: Credentials,
-    access_token: Annotated[
-        str | None,
-        Query(description="For EventSource, which cannot send headers: the access token"),
-    ] = None,
-) -> TokenClaims:
-    """Bearer header, or ``?access_token=`` (only used by the SSE route)."""
-    return _claims(request, credentials.credentials if credentials else access_token)
+async def get_token_claims(request: Request, credentials: Credentials) -> TokenClaims:
+    """The access token's claims, verified but not yet checked against the user's row."""
+    return _claims(request, credentials.credentials if credentials else None)
 
 
-StreamClaims = Annotated[TokenClaims, Depends(get_stream_claims)]
+TokenClaimsDep = Annotated[TokenClaims, Depends(get_token_claims)]
 
 
-async def get_current_user(claims: Claims, session: SessionDep) -> User:
+async def get_current_user(claims: TokenClaimsDep, session: SessionDep) -> User:
     user = await session.get(User, claims.user_id)
     if user is None or not user.is_active:
         raise unauthorized("User not found or inactive", "invalid_token")
+    if user.auth_version != claims.version:
+        raise revoked()
     return user
 
 
@@ -121,5 +128,5 @@ AdminUser = Annotated[User, Depends(get_admin_user)]
 
 
 def client_ip(request: Request) -> str:
-    """The socket peer (uvicorn rewrites it from X-Forwarded-For for trusted proxies only)."""
+    """The client IP: the peer, or what a TRUSTED_PROXIES peer forwarded (app/core/proxies.py)."""
     return request.client.host if request.client else "-"

@@ -3,8 +3,9 @@
 The routes in app/api/routes/users.py are the reference: they authenticate,
 validate, read through the cache and document the API. This middleware only
 short-cuts the one hot case they would answer with cached bytes anyway: a
-well-formed request with a valid bearer token that is allowed to read, and an
-entry in the cache. It then sends the very bytes the route would have sent,
+well-formed request with a valid bearer token that is allowed to read and still
+current (its auth version, read in the same round trip: app/core/authz.py), and
+an entry in the cache. It then sends the very bytes the route would have sent,
 without FastAPI's routing and dependency solving (a large share of such a
 request's CPU time). Anything else (no or bad token, not allowed, unusual
 query, cache miss, Redis down) falls through to the route unchanged.
@@ -23,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.routes.users import NAMESPACE, item_key, list_key
 from app.core.ratelimit import COUNTED, general_key, send_429
-from app.core.security import InvalidToken
+from app.core.security import InvalidToken, TokenClaims
 from app.core.state import AppContext
 
 LIST_PATH = "/api/v1/users"
@@ -74,15 +75,22 @@ class CachedReadsMiddleware:
         ctx = getattr(scope["app"].state, "ctx", None)
         if ctx is None or not ctx.cache.active:
             return False
-        key = self._cache_key(ctx, scope, path)
-        if key is None:
+        allowed = self._cache_key(ctx, scope, path)
+        if allowed is None:
             return False
-        # The general rate limit is counted in the same Redis round trip as the read.
+        key, claims = allowed
+        # The general rate limit is counted, and the token's auth version read, in the same
+        # Redis round trip as the entry.
         limit = ctx.settings.general_limit
         window = ctx.limiter.window(general_key(scope), limit) if limit else None
-        hits, cached, _ = await ctx.cache.count_and_get(
-            NAMESPACE, key, window.key if window else "", window.ttl if window else 0
+        read = await ctx.cache.count_and_get(
+            NAMESPACE,
+            key,
+            window.key if window else "",
+            window.ttl if window else 0,
+            ctx.authz.key(claims.user_id),
         )
+        hits, cached = read.hits, read.value
         if hits is None:
             return False  # Redis failed: the route answers, the limiter counts in memory
         if window is not None:
@@ -91,8 +99,8 @@ class CachedReadsMiddleware:
             if retry_after is not None:
                 await send_429(send, retry_after)
                 return True
-        if cached is None:
-            return False
+        if cached is None or not ctx.authz.matches(claims, read.extra):
+            return False  # a miss, or a version to confirm: the route decides
         await send(
             {
                 "type": "http.response.start",
@@ -107,8 +115,8 @@ class CachedReadsMiddleware:
         return True
 
     @staticmethod
-    def _cache_key(ctx: AppContext, scope: Scope, path: str) -> str | None:
-        """The route's cache key if the bearer may read it, else None."""
+    def _cache_key(ctx: AppContext, scope: Scope, path: str) -> tuple[str, TokenClaims] | None:
+        """The route's cache key and the bearer's claims if they may read it, else None."""
         token = None
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -126,8 +134,8 @@ class CachedReadsMiddleware:
             page = _page(scope["query_string"])
             if page is None or not claims.is_admin:
                 return None
-            return list_key(*page)
+            return list_key(*page), claims
         user_id = path.rsplit("/", 1)[1].lower()
         if not claims.is_admin and str(claims.user_id) != user_id:
             return None
-        return item_key(user_id)
+        return item_key(user_id), claims

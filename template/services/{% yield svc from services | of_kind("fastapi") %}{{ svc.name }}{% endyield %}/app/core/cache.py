@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -26,9 +27,10 @@ from redis.exceptions import MaxConnectionsError
 
 log = logging.getLogger("app.redis")
 
-# KEYS[1] rate-limit counter ("" = none), KEYS[2] namespace version;
-# ARGV[1] counter ttl, ARGV[2] entry prefix, ARGV[3] entry key.
-# Returns {hits in the window (0 without counter), version, entry or nil}.
+# KEYS[1] rate-limit counter ("" = none), KEYS[2] namespace version, KEYS[3] another
+# key to read along ("" = none: the fast path's auth version); ARGV[1] counter ttl,
+# ARGV[2] entry prefix, ARGV[3] entry key.
+# Returns {hits in the window (0 without counter), version, entry or false, extra or false}.
 _READ = """
 local n = 0
 if KEYS[1] ~= '' then
@@ -36,7 +38,9 @@ if KEYS[1] ~= '' then
   if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 end
 local v = redis.call('GET', KEYS[2]) or '0'
-return {n, v, redis.call('GET', ARGV[2] .. v .. ':' .. ARGV[3])}
+local extra = false
+if KEYS[3] ~= '' then extra = redis.call('GET', KEYS[3]) end
+return {n, v, redis.call('GET', ARGV[2] .. v .. ':' .. ARGV[3]), extra}
 """
 
 
@@ -115,6 +119,16 @@ class RedisGate:
             await self.client.aclose()
 
 
+@dataclass(frozen=True, slots=True)
+class CacheRead:
+    """One round trip's results; all None when Redis is off, down or failed."""
+
+    hits: int | None = None  # in the rate-limit window
+    value: bytes | None = None  # the cached entry
+    version: str | None = None  # the namespace version to store a miss under
+    extra: bytes | None = None  # the extra key's value
+
+
 class Cache:
     """Versioned read-through cache of JSON bytes; a no-op while Redis is off or down."""
 
@@ -131,31 +145,29 @@ class Cache:
 
     async def get(self, namespace: str, key: str) -> tuple[bytes | None, str | None]:
         """(cached bytes or None, the namespace version to store a miss under or None)."""
-        _, value, version = await self.count_and_get(namespace, key, "", 0)
-        return value, version
+        read = await self.count_and_get(namespace, key, "", 0)
+        return read.value, read.version
 
     async def count_and_get(
-        self, namespace: str, key: str, counter: str, counter_ttl: int
-    ) -> tuple[int | None, bytes | None, str | None]:
-        """Like get(), and first INCR the rate-limit *counter* (unless "") in the same trip.
-
-        Returns (hits counted or None if Redis failed, entry or None, version or None).
-        """
+        self, namespace: str, key: str, counter: str, counter_ttl: int, extra_key: str = ""
+    ) -> CacheRead:
+        """Like get(), and first INCR the rate-limit *counter* (unless "") in the same trip,
+        and read *extra_key* (unless "") along."""
         if not self.active or self._script is None:
-            return None, None, None
+            return CacheRead()
         try:
             async with asyncio.timeout(self.gate.timeout):
                 if self._pending:
                     await self._flush_pending()
-                hits, version, value = await self._script(
-                    keys=[counter, f"{self.prefix}{namespace}:v"],
+                hits, version, value, extra = await self._script(
+                    keys=[counter, f"{self.prefix}{namespace}:v", extra_key],
                     args=[counter_ttl, f"{self.prefix}{namespace}:", key],
                 )
         except Exception as exc:  # noqa: BLE001 - any Redis failure degrades, never a 500
             self.gate.failed(exc, "cache read")
-            return None, None, None
+            return CacheRead()
         self.gate.succeeded()
-        return int(hits), value, version.decode()
+        return CacheRead(int(hits), value or None, version.decode(), extra or None)
 
     async def set(self, namespace: str, version: str | None, key: str, value: bytes) -> None:
         if version is None or not self.active or self.gate.client is None:

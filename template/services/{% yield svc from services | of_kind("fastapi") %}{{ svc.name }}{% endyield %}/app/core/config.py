@@ -103,14 +103,20 @@ class Settings(DatabaseSettings):
     jwt_secret_key: str = ""
     access_token_minutes: int = Field(default=30, ge=1)
     refresh_token_days: int = Field(default=7, ge=1)
+    # A login (session) ends this long after it began, however often its token rotated.
+    session_max_days: int = Field(default=30, ge=1)
     bcrypt_rounds: int = Field(default=12, ge=4, le=31)
     cookie_secure: bool = False
     first_admin_email: str = ""
     first_admin_password: str = ""
     cors_origins: str = ""
+    # Proxies whose X-Forwarded-For is believed: hostnames (resolved by the API), IPs, CIDRs.
+    trusted_proxies: str = ""
 
     # Cache and limits
     cache_ttl_seconds: int = Field(default=60, ge=0)
+    # Export jobs one user may have queued or running at once (429 beyond).
+    export_max_active_per_user: int = Field(default=3, ge=1)
     login_rate_limit: str = "5/minute"
     general_rate_limit: str = "600/minute"
 
@@ -121,6 +127,8 @@ class Settings(DatabaseSettings):
     db_max_overflow: int = Field(default=5, ge=0)
     db_pool_timeout: float = Field(default=10.0, gt=0)
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # How often an open event stream checks that its user's rights are unchanged.
+    sse_auth_check_seconds: float = Field(default=5.0, gt=0)
     readiness_timeout_seconds: float = Field(default=2.0, gt=0)
     # Bound on one Redis operation. Generous on purpose: under load, time spent
     # waiting for the event loop counts too, and a timeout switches to PostgreSQL.
@@ -184,6 +192,10 @@ class Settings(DatabaseSettings):
     @cached_property
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @cached_property
+    def trusted_proxy_list(self) -> list[str]:
+        return [entry.strip() for entry in self.trusted_proxies.split(",") if entry.strip()]
 
     @cached_property
     def login_limit(self) -> RateLimit | None:

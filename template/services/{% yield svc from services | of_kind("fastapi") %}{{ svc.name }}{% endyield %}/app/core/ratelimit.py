@@ -85,7 +85,7 @@ class RateLimiter:
 
 
 def general_key(scope: Scope) -> str:
-    """The general limit is per client IP (the socket peer, see FORWARDED_ALLOW_IPS)."""
+    """The general limit is per client IP (the peer, or what TRUSTED_PROXIES forwarded)."""
     client = scope.get("client")
     return f"g:{client[0] if client else '-'}"
 

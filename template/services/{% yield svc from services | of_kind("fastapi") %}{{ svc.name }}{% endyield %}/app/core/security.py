@@ -22,10 +22,18 @@ class InvalidToken(Exception):
 
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
-    """What an access token says about its bearer (no database lookup)."""
+    """What an access token (or a stream ticket) says about its bearer (no database lookup).
+
+    ``version`` is the user's ``auth_version`` when the token was issued: the token is
+    only honoured while it is still current (app/core/authz.py). ``session_id`` is the
+    login (refresh family) it belongs to, None for tokens minted outside a login.
+    """
 
     user_id: uuid.UUID
     role: str
+    version: int = 0
+    session_id: uuid.UUID | None = None
+    expires_at: int = 0
 
     @property
     def is_admin(self) -> bool:
@@ -65,14 +73,55 @@ class PasswordHasher:
 
 
 def create_access_token(
-    secret: str, user_id: uuid.UUID, role: str, minutes: int
+    secret: str,
+    user_id: uuid.UUID,
+    role: str,
+    minutes: int,
+    *,
+    version: int = 0,
+    session_id: uuid.UUID | None = None,
 ) -> tuple[str, int]:
     """A signed access token and its lifetime in seconds."""
     now = int(time.time())
     expires_in = minutes * 60
     payload = {"sub": str(user_id), "role": role, "type": "access", "iat": now,
-               "exp": now + expires_in}  # fmt: skip
+               "exp": now + expires_in, "ver": version}  # fmt: skip
+    if session_id is not None:
+        payload["sid"] = str(session_id)
     return jwt.encode(payload, secret, algorithm=ALGORITHM), expires_in
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTicket:
+    """A verified event-stream ticket: whose it is, and its id (redeemable once)."""
+
+    ticket_id: uuid.UUID
+    claims: TokenClaims
+
+
+def create_stream_ticket(secret: str, claims: TokenClaims, seconds: int) -> str:
+    """A signed, short-lived ticket for one event-stream connection.
+
+    It carries the access token's identity and its expiry (``sxp``): the stream it
+    opens ends when the access token it was bought with would have expired.
+    """
+    now = int(time.time())
+    payload = {"sub": str(claims.user_id), "role": claims.role, "type": "ticket",
+               "jti": str(uuid.uuid4()), "iat": now, "exp": now + seconds,
+               "ver": claims.version, "sxp": claims.expires_at}  # fmt: skip
+    if claims.session_id is not None:
+        payload["sid"] = str(claims.session_id)
+    return jwt.encode(payload, secret, algorithm=ALGORITHM)
+
+
+def decode_stream_ticket(secret: str, ticket: str) -> StreamTicket:
+    """Verify a stream ticket (signature, 30-second expiry, type); not yet its single use."""
+    payload = _payload(secret, ticket, "ticket")
+    try:
+        claims = _claims(payload, int(payload["sxp"]))
+        return StreamTicket(uuid.UUID(payload["jti"]), claims)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidToken(str(exc)) from None
 
 
 def decode_access_token(secret: str, token: str) -> TokenClaims:
@@ -80,16 +129,35 @@ def decode_access_token(secret: str, token: str) -> TokenClaims:
     return _decode(secret, token)[0]
 
 
-def _decode(secret: str, token: str) -> tuple[TokenClaims, int]:
+def _payload(secret: str, token: str, kind: str) -> dict:
     try:
         payload = jwt.decode(
             token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
         )
-        if payload.get("type") != "access":
-            raise InvalidToken("not an access token")
-        claims = TokenClaims(uuid.UUID(payload["sub"]), str(payload.get("role", "user")))
-        return claims, int(payload["exp"])
-    except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from None
+    if payload.get("type") != kind:
+        raise InvalidToken(f"wrong token type (expected {kind})")
+    return payload
+
+
+def _claims(payload: dict, expires_at: int) -> TokenClaims:
+    sid = payload.get("sid")
+    return TokenClaims(
+        uuid.UUID(payload["sub"]),
+        str(payload.get("role", "user")),
+        int(payload.get("ver", 0)),
+        uuid.UUID(sid) if sid else None,
+        expires_at,
+    )
+
+
+def _decode(secret: str, token: str) -> tuple[TokenClaims, int]:
+    payload = _payload(secret, token, "access")
+    try:
+        expires = int(payload["exp"])
+        return _claims(payload, expires), expires
+    except (ValueError, TypeError, KeyError) as exc:
         raise InvalidToken(str(exc)) from None
 
 

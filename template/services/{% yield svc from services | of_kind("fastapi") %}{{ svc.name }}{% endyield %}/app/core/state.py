@@ -9,10 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.core.authz import AuthVersions
 from app.core.broker import Broker, EventHub
 from app.core.cache import Cache, RedisGate
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
+from app.core.proxies import TrustedProxies
 from app.core.ratelimit import RateLimiter
 from app.core.security import AccessTokenVerifier, PasswordHasher
 from app.core.tokens import RefreshTokens
@@ -32,6 +34,8 @@ class AppContext:
     cache: Cache
     limiter: RateLimiter
     tokens: RefreshTokens
+    authz: AuthVersions
+    proxies: TrustedProxies
     hub: EventHub
     broker: Broker
 
@@ -54,8 +58,14 @@ class AppContext:
             cache=Cache(redis, settings.key_prefix, settings.cache_ttl_seconds),
             limiter=RateLimiter(redis, settings.key_prefix),
             tokens=RefreshTokens(
-                redis, sessionmaker, settings.key_prefix, settings.refresh_token_days
+                redis,
+                sessionmaker,
+                settings.key_prefix,
+                settings.refresh_token_days,
+                settings.session_max_days,
             ),
+            authz=AuthVersions(redis, sessionmaker, settings.key_prefix),
+            proxies=TrustedProxies(settings.trusted_proxy_list),
             hub=hub,
             broker=Broker(
                 settings.rabbitmq_url,
@@ -67,6 +77,7 @@ class AppContext:
         )
         try:
             await ctx.create_first_admin()
+            await ctx.proxies.start()
             await ctx.broker.start()
         except BaseException:
             await ctx.stop()
@@ -96,6 +107,7 @@ class AppContext:
             await self.cache.invalidate("users")
 
     async def stop(self) -> None:
+        await self.proxies.stop()
         self.hub.close()
         await self.broker.close()
         await self.redis.close()

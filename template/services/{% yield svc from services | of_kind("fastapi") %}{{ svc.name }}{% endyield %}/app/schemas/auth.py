@@ -17,6 +17,11 @@ class LoginRequest(BaseModel):
         AfterValidator(no_nul),
     ]
     password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    include_refresh_token: bool = Field(
+        default=False,
+        description="Non-browser clients: also return the refresh token in the body "
+        "(browsers keep it in the httpOnly cookie only, out of reach of scripts)",
+    )
 
 
 class RefreshRequest(BaseModel):
@@ -31,7 +36,10 @@ class TokenResponse(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int = Field(description="Seconds until the access token expires")
-    refresh_token: str = Field(
-        description="Opaque; also set as an httpOnly cookie scoped to /api/v1/auth"
+    refresh_token: str | None = Field(
+        default=None,
+        description="Opaque; always set as an httpOnly cookie scoped to /api/v1/auth, and "
+        "in the body only for clients that ask (include_refresh_token, or a refresh "
+        "presented in the body)",
     )
     refresh_expires_in: int = Field(description="Seconds until the refresh token expires")

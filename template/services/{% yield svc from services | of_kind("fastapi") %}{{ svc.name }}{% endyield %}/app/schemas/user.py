@@ -50,10 +50,15 @@ class UserCreate(BaseModel):
 
 
 class UserUpdate(BaseModel):
-    """Only the fields given are changed."""
+    """Only the fields given are changed.
+
+    Changing your own password or e-mail needs ``current_password`` too: a stolen
+    access token alone must not be enough to take an account over for good.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
     email: Email | None = None
     password: Password | None = None
     full_name: FullName | None = None

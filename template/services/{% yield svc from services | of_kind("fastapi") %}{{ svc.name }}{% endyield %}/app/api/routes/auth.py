@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Cookie, HTTPException, Request, Response, status
@@ -50,14 +51,21 @@ def _cleared_cookie_header(ctx: AppContext) -> str:
     return scratch.headers["set-cookie"]
 
 
-def _tokens(ctx: AppContext, user: User, refresh: str) -> TokenResponse:
+def _tokens(
+    ctx: AppContext, user: User, refresh: str, session_id: uuid.UUID, *, in_body: bool
+) -> TokenResponse:
     access, expires_in = create_access_token(
-        ctx.settings.jwt_secret_key, user.id, user.role, ctx.settings.access_token_minutes
+        ctx.settings.jwt_secret_key,
+        user.id,
+        user.role,
+        ctx.settings.access_token_minutes,
+        version=user.auth_version,
+        session_id=session_id,
     )
     return TokenResponse(
         access_token=access,
         expires_in=expires_in,
-        refresh_token=refresh,
+        refresh_token=refresh if in_body else None,
         refresh_expires_in=ctx.tokens.ttl,
     )
 
@@ -94,9 +102,9 @@ async def login(
     if user is None or not valid or not user.is_active:
         raise unauthorized(BAD_CREDENTIALS)
     await session.close()  # release the connection before talking to the token store
-    refresh = await ctx.tokens.issue(user.id)
-    _set_cookie(ctx, response, refresh)
-    return _tokens(ctx, user, refresh)
+    issued = await ctx.tokens.issue(user.id)
+    _set_cookie(ctx, response, issued.token)
+    return _tokens(ctx, user, issued.token, issued.family_id, in_body=body.include_refresh_token)
 
 
 def _presented(body: RefreshRequest | None, cookie: str | None) -> str | None:
@@ -143,9 +151,11 @@ async def refresh(
         assert exc.headers is not None
         exc.headers["Set-Cookie"] = _cleared_cookie_header(ctx)
         raise exc
-    assert result.token is not None
+    assert result.token is not None and result.family_id is not None
     _set_cookie(ctx, response, result.token)
-    return _tokens(ctx, user, result.token)
+    # A client that sent the token in the body is no browser: it gets the new one back there.
+    in_body = body is not None and body.refresh_token is not None
+    return _tokens(ctx, user, result.token, result.family_id, in_body=in_body)
 
 
 @router.post(

@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 
 from app.api.deps import Ctx, CurrentUser, SessionDep
 from app.core.broker import BrokerUnavailable
+from app.core.exports import export_file
 from app.models import ExportJob, User
-from app.schemas.common import NOT_FOUND, UNAUTHORIZED, error
+from app.schemas.common import NOT_FOUND, RATE_LIMITED, UNAUTHORIZED, error
 from app.schemas.export import ExportCreate, ExportOut, ExportPage, ExportUnavailable
 
 log = logging.getLogger("app.exports")
@@ -47,24 +48,52 @@ async def _visible_job(session: SessionDep, user: User, job_id: uuid.UUID) -> Ex
     return job
 
 
+ACTIVE = ("queued", "running")
+
+
+async def _within_active_limit(ctx: Ctx, session: SessionDep, user: User) -> None:
+    """429 when the user already has EXPORT_MAX_ACTIVE_PER_USER jobs queued or running.
+
+    A transaction-level advisory lock on the owner makes count-then-insert atomic:
+    concurrent requests of one user queue up here, other users are not blocked.
+    """
+    await session.execute(
+        select(func.pg_advisory_xact_lock(func.hashtextextended(f"exports:{user.id}", 0)))
+    )
+    active = await session.scalar(
+        select(func.count())
+        .select_from(ExportJob)
+        .where(ExportJob.owner_id == user.id, ExportJob.status.in_(ACTIVE))
+    )
+    limit = ctx.settings.export_max_active_per_user
+    if (active or 0) >= limit:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"You already have {limit} exports queued or running; retry when one is done",
+            headers={"Retry-After": "10"},
+        )
+
+
 @router.post(
     "",
     response_model=ExportOut,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Request an export (queued for the worker, answered at once)",
     responses={
+        **RATE_LIMITED,
         503: {
             "model": ExportUnavailable,
             "description": "The broker is off, unreachable or refused the job: it is marked failed",
-        }
+        },
     },
 )
 async def create_export(
     body: ExportCreate, ctx: Ctx, session: SessionDep, user: CurrentUser, response: Response
 ) -> ExportOut | JSONResponse:
+    await _within_active_limit(ctx, session, user)
     job = ExportJob(owner_id=user.id, format=body.format, status="queued")
     session.add(job)
-    await session.commit()
+    await session.commit()  # also ends the transaction holding the owner's lock
     message = {
         "job_id": str(job.id),
         "owner_id": str(job.owner_id),
@@ -141,9 +170,8 @@ async def download_export(
     job = await _visible_job(session, user, job_id)
     if job.status != "done" or not job.file_name:
         raise HTTPException(status.HTTP_409_CONFLICT, f"Export is {job.status}, not done")
-    root = ctx.settings.exports_dir.resolve()
-    path = (root / job.file_name).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    path = export_file(ctx.settings.exports_dir, job.file_name)
+    if path is None or not path.is_file():
         raise HTTPException(status.HTTP_410_GONE, "The export file is gone")
     stamp = job.created_at.strftime("%Y%m%d-%H%M%S")
     return FileResponse(

@@ -19,9 +19,19 @@ from sqlalchemy import Integer, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.api.deps import AdminClaims, AdminUser, Claims, Ctx, CurrentUser, SessionDep, forbidden
+from app.api.deps import (
+    AdminClaims,
+    AdminUser,
+    Claims,
+    Ctx,
+    CurrentUser,
+    SessionDep,
+    TokenClaimsDep,
+    forbidden,
+)
+from app.core.exports import delete_export_files
 from app.core.state import AppContext
-from app.models import User
+from app.models import ExportJob, User
 from app.schemas.common import FORBIDDEN, NOT_FOUND, UNAUTHORIZED, error
 from app.schemas.user import UserCreate, UserOut, UserPage, UserUpdate
 
@@ -180,9 +190,15 @@ async def read_user(user_id: uuid.UUID, request: Request, claims: Claims) -> Res
     responses={**FORBIDDEN, **NOT_FOUND, **CONFLICT},
 )
 async def update_user(
-    user_id: uuid.UUID, body: UserUpdate, ctx: Ctx, session: SessionDep, me: CurrentUser
+    user_id: uuid.UUID,
+    body: UserUpdate,
+    ctx: Ctx,
+    session: SessionDep,
+    me: CurrentUser,
+    claims: TokenClaimsDep,
 ) -> UserOut:
     changes = body.model_dump(exclude_unset=True)
+    current_password = changes.pop("current_password", None)
     is_self = me.id == user_id
     if not is_self and me.role != "admin":
         raise forbidden("You may only change your own account")
@@ -197,20 +213,39 @@ async def update_user(
     if is_self and "is_active" in changes and changes["is_active"] != user.is_active:
         raise forbidden("You cannot activate or deactivate yourself")
     password = changes.pop("password", None)
+    new_email = "email" in changes and changes["email"] != user.email
+    if is_self and (password is not None or new_email):
+        await _check_current_password(ctx, user, current_password)
+    rights_change = password is not None or any(
+        field in changes and changes[field] != getattr(user, field)
+        for field in ("role", "is_active")
+    )
     if password is not None:
         user.hashed_password = await ctx.hasher.hash(password)
     for field, value in changes.items():
         setattr(user, field, value)
+    if rights_change:
+        user.auth_version += 1  # every access token issued before is refused from now on
     await _commit_write(session, ctx)
+    if rights_change:
+        await ctx.authz.publish(user.id, user.auth_version if user.is_active else None)
     if password is not None or user.is_active is False:
-        await ctx.tokens.revoke_user(user.id)
+        # A new password ends every other session; your own (this one) stays signed in.
+        await ctx.tokens.revoke_user(user.id, keep=claims.session_id if is_self else None)
     return UserOut.model_validate(user)
+
+
+async def _check_current_password(ctx: AppContext, user: User, current: str | None) -> None:
+    if current is None:
+        raise forbidden("current_password is required to change your password or e-mail")
+    if not await ctx.hasher.verify(current, user.hashed_password):
+        raise forbidden("current_password is wrong")
 
 
 @router.delete(
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Delete a user and their export jobs (admin; not yourself)",
+    summary="Delete a user, their export jobs and files (admin; not yourself)",
     responses={**FORBIDDEN, **NOT_FOUND},
 )
 async def delete_user(user_id: uuid.UUID, ctx: Ctx, session: SessionDep, me: AdminUser) -> Response:
@@ -219,8 +254,16 @@ async def delete_user(user_id: uuid.UUID, ctx: Ctx, session: SessionDep, me: Adm
     user = await session.get(User, user_id)
     if user is None:
         raise _not_found()
-    await session.delete(user)
+    files = await session.scalars(
+        select(ExportJob.file_name).where(
+            ExportJob.owner_id == user_id, ExportJob.file_name.is_not(None)
+        )
+    )
+    doomed = [name for name in files if name]
+    await session.delete(user)  # their export jobs go with them (ON DELETE CASCADE)
     await session.commit()
     await _written(ctx)
+    await ctx.authz.publish(user_id, None)
     await ctx.tokens.revoke_user(user_id)
+    delete_export_files(ctx.settings.exports_dir, doomed)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
