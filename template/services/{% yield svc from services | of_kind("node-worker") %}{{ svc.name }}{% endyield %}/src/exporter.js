@@ -51,10 +51,16 @@ export function csvLine(values) {
   return `${values.map(csvField).join(",")}\r\n`;
 }
 
+// Spreadsheets run a cell that starts with one of these as a formula (CSV
+// injection): a user could name themselves `=HYPERLINK(...)` and have it run in
+// the admin's spreadsheet. A leading single quote makes the cell plain text (OWASP).
+const FORMULA_START = /^[=+\-@\t\r]/;
+
 /** @param {unknown} value */
 export function csvField(value) {
   if (value === null || value === undefined) return "";
-  const text = String(value);
+  let text = String(value);
+  if (FORMULA_START.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 

@@ -57,6 +57,39 @@ test("CSV fields are quoted as RFC 4180 says", () => {
   assert.equal(csvLine(["a", null, 'b"']), 'a,,"b"""\r\n');
 });
 
+test("CSV fields that a spreadsheet would run as a formula are neutralised", () => {
+  assert.equal(csvField('=HYPERLINK("http://x")'), '"\'=HYPERLINK(""http://x"")"');
+  assert.equal(csvField("=1+2"), "'=1+2");
+  assert.equal(csvField("+1 555 0100"), "'+1 555 0100");
+  assert.equal(csvField("-2+3"), "'-2+3");
+  assert.equal(csvField("@SUM(A1)"), "'@SUM(A1)");
+  assert.equal(csvField("\tcmd"), "'\tcmd");
+  assert.equal(csvField("\rcmd"), '"\'\rcmd"');
+  // Only a leading character counts; ordinary values are left exactly as they are.
+  for (const plain of ["Ada Admin", "a@example.com", "x=1", "2025-01-02T03:04:05+00:00", "", "'"])
+    assert.equal(csvField(plain), plain);
+  assert.equal(csvField(42), "42");
+  assert.equal(csvField(false), "false");
+});
+
+test("the CSV file neutralises formulas, the JSON file keeps the values as they are", async (t) => {
+  const dir = await tempDir(t);
+  const rows = [{ ...ROWS[1], full_name: "=cmd|' /C calc'!A0", email: "@evil.example.com" }];
+  const csv = await writeTempFile({ dir, jobId: "f", format: "csv", batches: fromBatches([rows]) });
+  const line = (await readFile(csv.tempPath, "utf8")).split("\r\n")[1];
+  assert.equal(
+    line,
+    `${rows[0].id},'@evil.example.com,'=cmd|' /C calc'!A0,user,false,${rows[0].created_at}`,
+  );
+  const json = await writeTempFile({
+    dir,
+    jobId: "f",
+    format: "json",
+    batches: fromBatches([rows]),
+  });
+  assert.deepEqual(JSON.parse(await readFile(json.tempPath, "utf8")), rows);
+});
+
 test("the CSV writer streams a header and the rows to a temporary file", async (t) => {
   const dir = await tempDir(t);
   const id = "00000000-0000-4000-8000-00000000000a";
