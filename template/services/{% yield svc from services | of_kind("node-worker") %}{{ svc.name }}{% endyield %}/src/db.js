@@ -241,6 +241,41 @@ export async function finishJob(pool, job, result, publishFile) {
 }
 
 /**
+ * Delete the finished (done or failed) jobs that finished more than `days` before
+ * `now`. Each row is deleted, and returned, by one caller only, however many
+ * workers sweep at once.
+ * @param {pg.Pool} pool
+ * @param {Date} now
+ * @param {number} days
+ * @returns {Promise<string[]>} The ids deleted.
+ */
+export async function deleteExpiredJobs(pool, now, days) {
+  const { rows } = await pool.query(
+    `DELETE FROM export_jobs
+      WHERE status IN ('done', 'failed')
+        AND finished_at < $1::timestamptz - make_interval(days => $2)
+      RETURNING id::text AS id`,
+    [now.toISOString(), days],
+  );
+  return rows.map((row) => row.id);
+}
+
+/**
+ * The status of each of these jobs that still has a row.
+ * @param {pg.Pool} pool
+ * @param {string[]} ids
+ * @returns {Promise<Map<string, Job["status"]>>}
+ */
+export async function jobStatuses(pool, ids) {
+  if (ids.length === 0) return new Map();
+  const { rows } = await pool.query(
+    "SELECT id::text AS id, status FROM export_jobs WHERE id = ANY($1::uuid[])",
+    [ids],
+  );
+  return new Map(rows.map((row) => [row.id, row.status]));
+}
+
+/**
  * @template T
  * @param {pg.Pool} pool
  * @param {(client: pg.PoolClient) => Promise<T | null>} fn Returning null rolls back.

@@ -130,6 +130,23 @@ export function tempName(jobId, format) {
   return `.${jobId}.${format}.${randomBytes(6).toString("hex")}.tmp`;
 }
 
+const UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
+const FINAL_NAME = new RegExp(`^(${UUID})\\.(?:csv|json)$`);
+const TEMP_NAME = new RegExp(`^\\.(${UUID})\\.(?:csv|json)\\.[0-9a-f]{12}\\.tmp$`);
+
+/**
+ * Which job a file in EXPORTS_DIR belongs to, if it is one of ours at all: a
+ * published `<job_id>.<format>` or a temporary file of tempName.
+ * @param {string} name
+ * @returns {{ jobId: string, temporary: boolean } | null}
+ */
+export function exportFileOf(name) {
+  const final = FINAL_NAME.exec(name);
+  if (final) return { jobId: final[1], temporary: false };
+  const temp = TEMP_NAME.exec(name);
+  return temp ? { jobId: temp[1], temporary: true } : null;
+}
+
 /**
  * Remove temporary files left by earlier attempts of this job (a worker killed
  * mid-export). Only this job's files: other jobs may be writing right now.

@@ -181,6 +181,8 @@ export async function insertUser(pool, { email, fullName = null, role = "user", 
  * @property {"csv" | "json"} [format]
  * @property {number} [attempts]
  * @property {string} [status]
+ * @property {string | null} [finishedAt] ISO timestamp.
+ * @property {string | null} [fileName]
  */
 
 /**
@@ -190,12 +192,13 @@ export async function insertUser(pool, { email, fullName = null, role = "user", 
  */
 export async function insertJob(
   pool,
-  { ownerId, format = "csv", attempts = 0, status = "queued" },
+  { ownerId, format = "csv", attempts = 0, status = "queued", finishedAt = null, fileName = null },
 ) {
   const id = randomUUID();
   await pool.query(
-    `INSERT INTO export_jobs (id, owner_id, format, status, attempts) VALUES ($1, $2, $3, $4, $5)`,
-    [id, ownerId, format, status, attempts],
+    `INSERT INTO export_jobs (id, owner_id, format, status, attempts, finished_at, file_name)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [id, ownerId, format, status, attempts, finishedAt, fileName],
   );
   return id;
 }

@@ -643,6 +643,33 @@ describe("export scope", () => {
   });
 });
 
+describe("retention", () => {
+  test("the worker sweeps at start and then every EXPORT_RETENTION_SWEEP_SECONDS", async (t) => {
+    const s = await setup(t, { EXPORT_RETENTION_DAYS: "1", EXPORT_RETENTION_SWEEP_SECONDS: "1" });
+    const old = await insertJob(db.pool, {
+      ownerId,
+      status: "done",
+      finishedAt: new Date(Date.now() - 2 * 86_400_000).toISOString(),
+    });
+    const orphan = `${randomUUID()}.json`;
+    await writeFile(path.join(s.dir, `${old}.csv`), "old");
+    await writeFile(path.join(s.dir, orphan), "orphan");
+    const worker = await s.startWorkerProcess();
+    await waitFor(async () => (await readdir(s.dir)).length === 0, "the first sweep");
+    assert.equal(await getJobRow(db.pool, old), undefined);
+    const swept = await worker.waitForLog((l) => l.msg === "retention sweep", "its log line");
+    assert.deepEqual([swept.jobs_deleted, swept.files_removed], [1, 2]);
+
+    const fresh = await s.submitJob("csv");
+    await s.waitForEvent(fresh, "done");
+    const later = `${randomUUID()}.csv`; // e.g. its user was deleted since
+    await writeFile(path.join(s.dir, later), "orphan");
+    await waitFor(async () => !(await readdir(s.dir)).includes(later), "a later sweep");
+    assert.deepEqual(await readdir(s.dir), [`${fresh}.csv`], "a recent export stays");
+    await stopWorker(worker);
+  });
+});
+
 describe("failures and shutdown", () => {
   test("a transient database error is retried in-process", async (t) => {
     const s = await setup(t);
