@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from pathlib import Path
 
 import copier
@@ -99,3 +100,31 @@ def test_export_from_api_through_worker_to_download(template_copy, tmp_path, bac
             (u["id"], u["email"], u["full_name"] or "") for u in users
         }
         assert sorted(p.name for p in exports.iterdir()) == [f"{job['id']}.csv"]
+
+        # A plain user's export holds their own data only, still one CSV table.
+        plain = login(api.url, "u0@example.com", "a long password")
+        own = json.loads(call(f"{api.url}/api/v1/exports", "POST", {"format": "csv"}, plain))
+        finished = wait_for_export(api.url, own["id"], plain)
+        assert finished["status"] == "done", finished
+        own_rows = list(
+            csv.DictReader(
+                io.StringIO(call(f"{api.url}/api/v1/exports/{own['id']}/download", token=plain).decode())
+            )
+        )
+        assert [(r["record"], r["email"]) for r in own_rows] == [
+            ("profile", "u0@example.com"),
+            ("export_job", ""),
+        ]
+        assert own_rows[0]["full_name"] == "U,0"
+        assert own_rows[1]["id"] == own["id"] and own_rows[1]["format"] == "csv"
+        assert finished["row_count"] == len(own_rows) == 2
+
+
+def wait_for_export(api_url: str, job_id: str, token: str, timeout: float = 30) -> dict:
+    """Poll the job until it is done or failed (or the deadline passes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = json.loads(call(f"{api_url}/api/v1/exports/{job_id}", token=token))
+        if job["status"] in ("done", "failed") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)

@@ -19,6 +19,8 @@ import { LEVELS } from "./log.js";
  * @property {string} healthHost
  * @property {number} prefetch
  * @property {number} maxAttempts
+ * @property {number} retentionDays Finished jobs and their files are kept this long.
+ * @property {number} retentionSweepSeconds How often the retention sweep runs.
  * @property {Level} logLevel
  */
 
@@ -55,6 +57,8 @@ export function loadConfig(env = process.env) {
     healthHost: optional(env, "HEALTH_HOST") ?? "0.0.0.0",
     prefetch: integer(env, "WORKER_PREFETCH", 4, 1, 1000),
     maxAttempts: integer(env, "MAX_ATTEMPTS", 5, 1, 1000),
+    retentionDays: integer(env, "EXPORT_RETENTION_DAYS", 7, 1, 36500),
+    retentionSweepSeconds: integer(env, "EXPORT_RETENTION_SWEEP_SECONDS", 3600, 1, 604800),
     logLevel: logLevel(env),
   });
 }

@@ -1,7 +1,8 @@
 // PostgreSQL: the connection pool, which errors are worth retrying, the export_jobs
-// state changes and the streamed read of the users table.
+// state changes and the streamed read of what an export holds.
 //
-// The API owns the schema (Alembic); the worker only updates export_jobs rows.
+// The API owns the schema (Alembic). The worker needs exactly: SELECT on users,
+// SELECT, UPDATE and DELETE on export_jobs (DELETE for the retention sweep).
 
 import pg from "pg";
 import Cursor from "pg-cursor";
@@ -32,7 +33,7 @@ import { errorCode } from "./log.js";
  */
 
 /**
- * One row of the export, in the order and with the types the files get.
+ * One user of the export, in the order and with the types the files get.
  * @typedef {object} UserRow
  * @property {string} id
  * @property {string} email
@@ -41,6 +42,32 @@ import { errorCode } from "./log.js";
  * @property {boolean} is_active
  * @property {string} created_at ISO 8601 with offset and microseconds.
  */
+
+/**
+ * What one export may hold: "all" (an active admin's job) is every user; "self"
+ * (anyone else's) is the owner's profile and the owner's export jobs.
+ * @typedef {"all" | "self"} Scope
+ */
+
+/**
+ * One record of an export: a UserRow in the "all" scope; in the "self" scope a
+ * `record: "profile"` (the UserRow columns) or `record: "export_job"` row.
+ * @typedef {Record<string, unknown>} ExportRecord
+ */
+
+/**
+ * A batch of records, with the scope of the export they belong to (the same in
+ * every batch of one export; the writer picks the file's columns from the first).
+ * @typedef {object} ExportBatch
+ * @property {Scope} scope
+ * @property {ExportRecord[]} rows
+ */
+
+/** The job's owner is no longer in `users`: there is nobody to export for. Permanent. */
+export class OwnerMissing extends Error {
+  /** @override */
+  name = "OwnerMissing";
+}
 
 /**
  * @param {Pick<import("./config.js").Config, "databaseUrl" | "serviceName" | "prefetch">} config
@@ -214,6 +241,41 @@ export async function finishJob(pool, job, result, publishFile) {
 }
 
 /**
+ * Delete the finished (done or failed) jobs that finished more than `days` before
+ * `now`. Each row is deleted, and returned, by one caller only, however many
+ * workers sweep at once.
+ * @param {pg.Pool} pool
+ * @param {Date} now
+ * @param {number} days
+ * @returns {Promise<string[]>} The ids deleted.
+ */
+export async function deleteExpiredJobs(pool, now, days) {
+  const { rows } = await pool.query(
+    `DELETE FROM export_jobs
+      WHERE status IN ('done', 'failed')
+        AND finished_at < $1::timestamptz - make_interval(days => $2)
+      RETURNING id::text AS id`,
+    [now.toISOString(), days],
+  );
+  return rows.map((row) => row.id);
+}
+
+/**
+ * The status of each of these jobs that still has a row.
+ * @param {pg.Pool} pool
+ * @param {string[]} ids
+ * @returns {Promise<Map<string, Job["status"]>>}
+ */
+export async function jobStatuses(pool, ids) {
+  if (ids.length === 0) return new Map();
+  const { rows } = await pool.query(
+    "SELECT id::text AS id, status FROM export_jobs WHERE id = ANY($1::uuid[])",
+    [ids],
+  );
+  return new Map(rows.map((row) => [row.id, row.status]));
+}
+
+/**
  * @template T
  * @param {pg.Pool} pool
  * @param {(client: pg.PoolClient) => Promise<T | null>} fn Returning null rolls back.
@@ -253,37 +315,73 @@ async function checkout(pool) {
   return { client, release };
 }
 
-const USERS_QUERY = `SELECT id::text AS id, email, full_name, role, is_active,
-  to_json(created_at) #>> '{}' AS created_at
-  FROM users ORDER BY created_at, id`;
+const USER_COLUMNS = `id::text AS id, email, full_name, role, is_active,
+  to_json(created_at) #>> '{}' AS created_at`;
+
+const USERS_QUERY = `SELECT ${USER_COLUMNS} FROM users ORDER BY created_at, id`;
+
+// The owner's CURRENT row decides the scope: an admin who was demoted or
+// deactivated after queueing the job gets their own data only.
+const OWNER_QUERY = `SELECT ${USER_COLUMNS}, (role = 'admin' AND is_active) AS sees_all
+  FROM users WHERE id = $1`;
+
+const OWN_JOBS_QUERY = `SELECT 'export_job' AS record, id::text AS id, format, status, row_count,
+  file_size::float8 AS file_size, error, to_json(created_at) #>> '{}' AS created_at,
+  to_json(started_at) #>> '{}' AS started_at, to_json(finished_at) #>> '{}' AS finished_at
+  FROM export_jobs WHERE owner_id = $1 ORDER BY created_at, id`;
 
 /**
- * The users table in batches, read through a server-side cursor so that memory
- * use does not grow with the table.
+ * What the export of a job owned by `ownerId` holds, in batches. The scope comes
+ * from the database alone (never from the message), and the scope decision and the
+ * rows are read in one snapshot. The first batch (possibly empty) comes as soon as
+ * the scope is known. Throws OwnerMissing if the owner is gone.
  * @param {pg.Pool} pool
+ * @param {string} ownerId
  * @param {number} [batchSize]
- * @returns {AsyncGenerator<UserRow[], void, void>}
+ * @returns {AsyncGenerator<ExportBatch, void, void>}
  */
-export async function* streamUsers(pool, batchSize = 500) {
+export async function* streamExport(pool, ownerId, batchSize = 500) {
   const { client, release } = await checkout(pool);
-  /** @type {Cursor<UserRow>} */
-  const cursor = client.query(new Cursor(USERS_QUERY));
   let finished = false;
   try {
-    for (;;) {
-      const rows = await cursor.read(batchSize);
-      if (rows.length === 0) break;
-      yield rows;
+    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const { rows } = await client.query(OWNER_QUERY, [ownerId]);
+    if (rows.length === 0) throw new OwnerMissing("the job's owner no longer exists");
+    const { sees_all: seesAll, ...profile } = rows[0];
+    if (seesAll) {
+      yield { scope: "all", rows: [] };
+      for await (const batch of readCursor(client, USERS_QUERY, [], batchSize))
+        yield { scope: "all", rows: batch };
+    } else {
+      yield { scope: "self", rows: [{ record: "profile", ...profile }] };
+      for await (const batch of readCursor(client, OWN_JOBS_QUERY, [ownerId], batchSize))
+        yield { scope: "self", rows: batch };
     }
+    await client.query("COMMIT");
     finished = true;
   } finally {
-    if (finished) {
-      await cursor.close();
-      release(false);
-    } else {
-      // Failed or abandoned midway: closing the cursor would wait for a server
-      // that may be gone, so drop the connection instead.
-      release(true);
-    }
+    // Failed or abandoned midway: closing the cursor or rolling back would wait for
+    // a server that may be gone, so drop the connection instead.
+    release(!finished);
   }
+}
+
+/**
+ * A query's rows in batches, through a server-side cursor so that memory use does
+ * not grow with the table.
+ * @param {pg.PoolClient} client
+ * @param {string} sql
+ * @param {unknown[]} params
+ * @param {number} batchSize
+ * @returns {AsyncGenerator<ExportRecord[], void, void>}
+ */
+async function* readCursor(client, sql, params, batchSize) {
+  /** @type {Cursor<ExportRecord>} */
+  const cursor = client.query(new Cursor(sql, params));
+  for (;;) {
+    const rows = await cursor.read(batchSize);
+    if (rows.length === 0) break;
+    yield rows;
+  }
+  await cursor.close();
 }

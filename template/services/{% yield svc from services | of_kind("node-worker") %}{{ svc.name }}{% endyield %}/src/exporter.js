@@ -6,10 +6,12 @@ import { randomBytes } from "node:crypto";
 import { open, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
 
-/** @typedef {import("./db.js").UserRow} UserRow */
+/** @typedef {import("./db.js").ExportBatch} ExportBatch */
+/** @typedef {import("./db.js").ExportRecord} ExportRecord */
+/** @typedef {import("./db.js").Scope} Scope */
 /** @typedef {"csv" | "json"} Format */
 
-/** The exported columns, in file order (never hashed_password). */
+/** The columns of an "all" export (every user), in file order (never hashed_password). */
 export const COLUMNS = /** @type {const} */ ([
   "id",
   "email",
@@ -19,25 +21,70 @@ export const COLUMNS = /** @type {const} */ ([
   "created_at",
 ]);
 
+/** The owner's own export jobs in a "self" export: what the API shows them of each. */
+export const JOB_COLUMNS = /** @type {const} */ ([
+  "id",
+  "format",
+  "status",
+  "row_count",
+  "file_size",
+  "error",
+  "created_at",
+  "started_at",
+  "finished_at",
+]);
+
+/**
+ * A "self" export is one table of two kinds of record, told apart by `record`:
+ * `profile` (the user columns) and `export_job` (the job columns). `id` and
+ * `created_at` are the record's own; the other kind's columns stay empty in CSV
+ * and are left out in JSON.
+ */
+export const SELF_COLUMNS = /** @type {const} */ ([
+  "record",
+  ...COLUMNS,
+  ...JOB_COLUMNS.filter((column) => !(/** @type {readonly string[]} */ (COLUMNS).includes(column))),
+]);
+
+/** @type {Record<string, readonly string[]>} The JSON keys of each kind of "self" record. */
+const RECORD_KEYS = {
+  profile: ["record", ...COLUMNS],
+  export_job: ["record", ...JOB_COLUMNS],
+};
+
+/**
+ * The shape of the file for one scope.
+ * @typedef {object} Layout
+ * @property {readonly string[]} columns The CSV header.
+ * @property {(row: ExportRecord) => readonly string[]} keys A JSON object's keys.
+ */
+
+/** @type {Record<Scope, Layout>} */
+export const LAYOUTS = {
+  all: { columns: COLUMNS, keys: () => COLUMNS },
+  self: { columns: SELF_COLUMNS, keys: (row) => RECORD_KEYS[String(row.record)] ?? SELF_COLUMNS },
+};
+
 /**
  * How one format is written: text before the rows, for each row, and after them.
  * @typedef {object} Writer
- * @property {() => string} begin
- * @property {(row: UserRow, index: number) => string} row
+ * @property {(layout: Layout) => string} begin
+ * @property {(layout: Layout, row: ExportRecord, index: number) => string} row
  * @property {(count: number) => string} end
  */
 
 /** @type {Record<Format, Writer>} */
 export const WRITERS = {
   csv: {
-    begin: () => csvLine(COLUMNS),
-    row: (row) => csvLine(COLUMNS.map((column) => row[column])),
+    begin: (layout) => csvLine(layout.columns),
+    row: (layout, row) => csvLine(layout.columns.map((column) => row[column])),
     end: () => "",
   },
   json: {
     // An array written element by element: the whole document never sits in memory.
     begin: () => "[",
-    row: (row, index) => `${index === 0 ? "\n" : ",\n"}  ${JSON.stringify(pick(row))}`,
+    row: (layout, row, index) =>
+      `${index === 0 ? "\n" : ",\n"}  ${JSON.stringify(pick(row, layout.keys(row)))}`,
     end: (count) => (count === 0 ? "]\n" : "\n]\n"),
   },
 };
@@ -51,19 +98,26 @@ export function csvLine(values) {
   return `${values.map(csvField).join(",")}\r\n`;
 }
 
+// Spreadsheets run a cell that starts with one of these as a formula (CSV
+// injection): a user could name themselves `=HYPERLINK(...)` and have it run in
+// the admin's spreadsheet. A leading single quote makes the cell plain text (OWASP).
+const FORMULA_START = /^[=+\-@\t\r]/;
+
 /** @param {unknown} value */
 export function csvField(value) {
   if (value === null || value === undefined) return "";
-  const text = String(value);
+  let text = String(value);
+  if (FORMULA_START.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 /**
- * The row's exported columns, in order (whatever else the query returned).
- * @param {UserRow} row
+ * The row's exported keys, in order (whatever else the query returned).
+ * @param {ExportRecord} row
+ * @param {readonly string[]} keys
  */
-function pick(row) {
-  return Object.fromEntries(COLUMNS.map((column) => [column, row[column]]));
+function pick(row, keys) {
+  return Object.fromEntries(keys.map((key) => [key, row[key]]));
 }
 
 /**
@@ -74,6 +128,23 @@ function pick(row) {
  */
 export function tempName(jobId, format) {
   return `.${jobId}.${format}.${randomBytes(6).toString("hex")}.tmp`;
+}
+
+const UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
+const FINAL_NAME = new RegExp(`^(${UUID})\\.(?:csv|json)$`);
+const TEMP_NAME = new RegExp(`^\\.(${UUID})\\.(?:csv|json)\\.[0-9a-f]{12}\\.tmp$`);
+
+/**
+ * Which job a file in EXPORTS_DIR belongs to, if it is one of ours at all: a
+ * published `<job_id>.<format>` or a temporary file of tempName.
+ * @param {string} name
+ * @returns {{ jobId: string, temporary: boolean } | null}
+ */
+export function exportFileOf(name) {
+  const final = FINAL_NAME.exec(name);
+  if (final) return { jobId: final[1], temporary: false };
+  const temp = TEMP_NAME.exec(name);
+  return temp ? { jobId: temp[1], temporary: true } : null;
 }
 
 /**
@@ -91,12 +162,13 @@ export async function removeStaleTemps(dir, jobId) {
 }
 
 /**
- * Write all rows to a new temporary file in `dir` and fsync it.
+ * Write all rows to a new temporary file in `dir` and fsync it. The file's layout
+ * follows the scope of the first batch.
  * @param {object} options
  * @param {string} options.dir
  * @param {string} options.jobId
  * @param {Format} options.format
- * @param {AsyncIterable<UserRow[]>} options.batches
+ * @param {AsyncIterable<ExportBatch>} options.batches
  * @returns {Promise<{ tempPath: string, rowCount: number, fileSize: number }>}
  */
 export async function writeTempFile({ dir, jobId, format, batches }) {
@@ -106,12 +178,19 @@ export async function writeTempFile({ dir, jobId, format, batches }) {
   let rowCount = 0;
   let fileSize = 0;
   try {
-    fileSize += await writeAll(file, writer.begin());
-    for await (const rows of batches) {
-      const chunk = rows.map((row, i) => writer.row(row, rowCount + i)).join("");
+    /** @type {Layout | null} */
+    let layout = null;
+    for await (const { scope, rows } of batches) {
+      if (layout === null) {
+        layout = LAYOUTS[scope];
+        fileSize += await writeAll(file, writer.begin(layout));
+      }
+      const shape = layout;
+      const chunk = rows.map((row, i) => writer.row(shape, row, rowCount + i)).join("");
       rowCount += rows.length;
       fileSize += await writeAll(file, chunk);
     }
+    if (layout === null) throw new Error("the export had no scope (no batch at all)");
     fileSize += await writeAll(file, writer.end(rowCount));
     await file.sync();
   } catch (error) {

@@ -38,6 +38,8 @@ log.info("worker started", {
   exports_dir: config.exportsDir,
   prefetch: config.prefetch,
   max_attempts: config.maxAttempts,
+  retention_days: config.retentionDays,
+  retention_sweep_seconds: config.retentionSweepSeconds,
 });
 
 let signalled = false;

@@ -200,13 +200,26 @@ export class JobRunner {
     await this.#announce(job, log); // best effort: "done" or "failed" follows anyway
     const outcome = await this.#export(job, log);
     if (outcome === null) {
-      // A newer delivery of this job claimed it meanwhile (another worker got the
-      // message back after our connection dropped): its outcome is the one that counts.
-      log.warning("superseded by a newer attempt of this job", { attempt: job.attempts });
-      delivery.ack();
+      await this.#dropOvertaken(delivery, job, log);
       return;
     }
     await this.#finish(delivery, outcome, log);
+  }
+
+  /**
+   * Our attempt could record nothing: either a newer delivery of this job claimed it
+   * meanwhile (another worker got the message back after our connection dropped),
+   * and its outcome is the one that counts; or the row is gone (its owner was
+   * deleted, which deletes their jobs). Either way the message is done with.
+   * @param {Delivery} delivery
+   * @param {Job} job
+   * @param {Logger} log
+   */
+  async #dropOvertaken(delivery, job, log) {
+    const current = await this.#retry(log, "look up the job", () => db.getJob(this.#pool, job.id));
+    if (current === null) log.warning("the job was deleted meanwhile (with its owner?)");
+    else log.warning("superseded by a newer attempt of this job", { attempt: job.attempts });
+    delivery.ack();
   }
 
   /**
@@ -243,7 +256,7 @@ export class JobRunner {
       dir,
       jobId: job.id,
       format: job.format,
-      batches: db.streamUsers(this.#pool),
+      batches: db.streamExport(this.#pool, job.owner_id),
     });
     try {
       return await db.finishJob(this.#pool, job, { fileName, rowCount, fileSize }, () =>

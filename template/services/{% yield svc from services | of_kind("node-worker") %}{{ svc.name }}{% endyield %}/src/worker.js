@@ -8,6 +8,7 @@ import { Broker } from "./broker.js";
 import { createPool } from "./db.js";
 import { closeHealthServer, portOf, startHealthServer } from "./health.js";
 import { JobRunner } from "./jobs.js";
+import { startRetention } from "./retention.js";
 
 /**
  * @typedef {object} Worker
@@ -44,12 +45,14 @@ export async function startWorker(config, log) {
   const healthPort = portOf(health);
   log.info("health endpoint listening", { host: config.healthHost, port: healthPort });
   broker.start();
+  const retention = startRetention({ pool, config, log });
 
   let stopping;
   const stop = async () => {
     await broker.stopConsuming();
     if (jobs.inHand > 0) log.info("finishing the jobs in hand", { jobs: jobs.inHand });
     await jobs.drain();
+    await retention.stop();
     await broker.close();
     await pool.end();
     await closeHealthServer(health);

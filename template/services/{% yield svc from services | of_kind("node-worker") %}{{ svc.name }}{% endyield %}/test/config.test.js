@@ -97,6 +97,33 @@ test("each problem is reported as one message naming the variable", () => {
   assert.match(problem({ RABBITMQ_URL: "not a url" }), /^RABBITMQ_URL is not a valid URL/);
 });
 
+test("retention: 7 days swept hourly by default, both validated", () => {
+  const defaults = loadConfig(COMPOSE_ENV);
+  assert.deepEqual([defaults.retentionDays, defaults.retentionSweepSeconds], [7, 3600]);
+  const set = loadConfig({
+    ...COMPOSE_ENV,
+    EXPORT_RETENTION_DAYS: "30",
+    EXPORT_RETENTION_SWEEP_SECONDS: "60",
+  });
+  assert.deepEqual([set.retentionDays, set.retentionSweepSeconds], [30, 60]);
+  for (const [name, value] of [
+    ["EXPORT_RETENTION_DAYS", "0"],
+    ["EXPORT_RETENTION_DAYS", "1.5"],
+    ["EXPORT_RETENTION_DAYS", "a week"],
+    ["EXPORT_RETENTION_SWEEP_SECONDS", "0"],
+    ["EXPORT_RETENTION_SWEEP_SECONDS", "-60"],
+  ]) {
+    assert.throws(
+      () => loadConfig({ ...COMPOSE_ENV, [name]: value }),
+      (error) =>
+        error instanceof ConfigError &&
+        error.message.startsWith(`${name} must be an integer from 1 to `) &&
+        !error.message.includes("\n"),
+      `${name}=${value}`,
+    );
+  }
+});
+
 test("the worker exits 1 with one clear line when a variable is missing", async () => {
   const { EXPORT_QUEUE: _, ...env } = COMPOSE_ENV;
   const worker = spawnWorker(env);

@@ -26,7 +26,7 @@ export function serverUrls() {
     throw new Error(
       `${missing.join(" and ")} not set: the integration tests need a real PostgreSQL ` +
         "(DATABASE_URL=postgresql://user:password@host:5432/postgres, a user who may create " +
-        "databases) and RabbitMQ (RABBITMQ_URL=amqp://user:password@host:5672/)",
+        "databases and roles) and RabbitMQ (RABBITMQ_URL=amqp://user:password@host:5672/)",
     );
   }
   return { databaseUrl, rabbitmqUrl };
@@ -55,26 +55,46 @@ export async function waitFor(check, what, timeoutMs = 10_000) {
 
 // --------------------------------------------------------------------------- PostgreSQL
 
+// Exactly what a project grants the worker's own database role: the worker must
+// get by with these (its queries are tested through such a role).
+const WORKER_GRANTS = [
+  "GRANT SELECT ON users TO %I",
+  "GRANT SELECT, UPDATE, DELETE ON export_jobs TO %I",
+];
+
 /**
- * A new database `worker_test_<random>` with the schema, dropped by drop().
+ * A new database `worker_test_<random>` with the schema, and a login role with the
+ * worker's privileges only; both dropped by drop(). `url` is the admin's (for the
+ * test's own set-up and checks), `workerUrl` the limited role's (for the worker).
  * @param {string} adminUrl
  */
 export async function createTestDatabase(adminUrl) {
   const name = `worker_test_${randomSuffix()}`;
-  await withAdmin(adminUrl, (admin) => admin.query(`CREATE DATABASE ${name}`));
+  const role = `${name}_worker`;
+  const password = randomBytes(12).toString("hex");
+  await withAdmin(adminUrl, async (admin) => {
+    await admin.query(`CREATE DATABASE ${name}`);
+    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
+  });
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
+  const workerUrl = new URL(url);
+  workerUrl.username = role;
+  workerUrl.password = password;
   const pool = new pg.Pool({ connectionString: url.toString(), max: 4 });
   pool.on("error", () => {}); // a test may terminate backends
   await pool.query(await readFile(path.join(ROOT, "test", "schema.sql"), "utf8"));
+  for (const grant of WORKER_GRANTS) await pool.query(grant.replace("%I", role));
   return {
     url: url.toString(),
+    workerUrl: workerUrl.toString(),
     pool,
     async drop() {
       await pool.end();
-      await withAdmin(adminUrl, (admin) =>
-        admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
-      );
+      await withAdmin(adminUrl, async (admin) => {
+        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      });
     },
   };
 }
@@ -133,11 +153,36 @@ export async function insertUsers(pool) {
 }
 
 /**
+ * @typedef {object} NewUser
+ * @property {string} email
+ * @property {string | null} [fullName]
+ * @property {"admin" | "user"} [role]
+ * @property {boolean} [isActive]
+ */
+
+/**
+ * @param {pg.Pool} pool
+ * @param {NewUser} user
+ * @returns {Promise<string>} Its id.
+ */
+export async function insertUser(pool, { email, fullName = null, role = "user", isActive = true }) {
+  const id = randomUUID();
+  await pool.query(
+    `INSERT INTO users (id, email, hashed_password, full_name, role, is_active)
+     VALUES ($1, $2, 'secret-hash', $3, $4, $5)`,
+    [id, email, fullName, role, isActive],
+  );
+  return id;
+}
+
+/**
  * @typedef {object} NewJob
  * @property {string} ownerId
  * @property {"csv" | "json"} [format]
  * @property {number} [attempts]
  * @property {string} [status]
+ * @property {string | null} [finishedAt] ISO timestamp.
+ * @property {string | null} [fileName]
  */
 
 /**
@@ -147,12 +192,13 @@ export async function insertUsers(pool) {
  */
 export async function insertJob(
   pool,
-  { ownerId, format = "csv", attempts = 0, status = "queued" },
+  { ownerId, format = "csv", attempts = 0, status = "queued", finishedAt = null, fileName = null },
 ) {
   const id = randomUUID();
   await pool.query(
-    `INSERT INTO export_jobs (id, owner_id, format, status, attempts) VALUES ($1, $2, $3, $4, $5)`,
-    [id, ownerId, format, status, attempts],
+    `INSERT INTO export_jobs (id, owner_id, format, status, attempts, finished_at, file_name)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [id, ownerId, format, status, attempts, finishedAt, fileName],
   );
   return id;
 }
@@ -173,8 +219,9 @@ export async function getJobRow(pool, id) {
 }
 
 /**
- * Hold `LOCK TABLE users` in an open transaction until release(): the export's
- * SELECT blocks behind it, which keeps a job "in hand" for as long as a test needs.
+ * Hold `LOCK TABLE users` in an open transaction until release() (rolled back) or
+ * commit(): the export's SELECT blocks behind it, which keeps a job "in hand" for
+ * as long as a test needs. query() runs in that transaction.
  * @param {string} url
  */
 export async function lockUsersTable(url) {
@@ -182,11 +229,16 @@ export async function lockUsersTable(url) {
   await client.connect();
   await client.query("BEGIN");
   await client.query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+  /** @param {"ROLLBACK" | "COMMIT"} end */
+  const finish = async (end) => {
+    await client.query(end);
+    await client.end();
+  };
   return {
-    async release() {
-      await client.query("ROLLBACK");
-      await client.end();
-    },
+    /** @param {string} sql @param {unknown[]} [params] */
+    query: (sql, params) => client.query(sql, params),
+    release: () => finish("ROLLBACK"),
+    commit: () => finish("COMMIT"),
   };
 }
 

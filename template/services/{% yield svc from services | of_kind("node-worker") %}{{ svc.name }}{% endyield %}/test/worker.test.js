@@ -10,8 +10,11 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 
+import pg from "pg";
+
 import { loadConfig } from "../src/config.js";
-import { COLUMNS } from "../src/exporter.js";
+import { OwnerMissing, streamExport } from "../src/db.js";
+import { COLUMNS, JOB_COLUMNS, SELF_COLUMNS } from "../src/exporter.js";
 import { createLogger } from "../src/log.js";
 import { startWorker } from "../src/worker.js";
 import {
@@ -20,6 +23,7 @@ import {
   exportsFolder,
   getJobRow,
   insertJob,
+  insertUser,
   insertUsers,
   jobMessage,
   lockUsersTable,
@@ -71,7 +75,7 @@ async function setup(t, env = {}) {
   /** @type {import("./helpers.js").WorkerProcess[]} */
   const workers = [];
   const workerEnv = {
-    DATABASE_URL: db.url,
+    DATABASE_URL: db.workerUrl,
     RABBITMQ_URL: rabbitmqUrl,
     EXPORT_QUEUE: broker.queue,
     EVENTS_EXCHANGE: broker.exchange,
@@ -102,10 +106,11 @@ async function setup(t, env = {}) {
   /**
    * Create a job row and send its message, as the API does.
    * @param {"csv" | "json"} [format]
+   * @param {string} [owner] The admin of insertUsers unless given.
    */
-  const submitJob = async (format = "csv") => {
-    const jobId = await insertJob(db.pool, { ownerId, format });
-    await publish(jobId, format);
+  const submitJob = async (format = "csv", owner = ownerId) => {
+    const jobId = await insertJob(db.pool, { ownerId: owner, format });
+    await broker.publishJob(jobMessage(jobId, owner, format), { messageId: jobId });
     return jobId;
   };
   /**
@@ -157,6 +162,72 @@ async function isBefore(a, b) {
     b,
   ]);
   return rows[0].before;
+}
+
+/**
+ * A user as a "self" export's profile record.
+ * @param {string} userId
+ */
+async function profileRecord(userId) {
+  const { rows } = await db.pool.query(
+    `SELECT 'profile' AS record, id::text AS id, email, full_name, role, is_active,
+            to_json(created_at) #>> '{}' AS created_at
+       FROM users WHERE id = $1`,
+    [userId],
+  );
+  return rows[0];
+}
+
+/**
+ * A job, as it stands now, as a "self" export's export_job record.
+ * @param {string} jobId
+ */
+async function jobRecord(jobId) {
+  const { rows } = await db.pool.query(
+    `SELECT 'export_job' AS record, id::text AS id, format, status, row_count,
+            file_size::float8 AS file_size, error, to_json(created_at) #>> '{}' AS created_at,
+            to_json(started_at) #>> '{}' AS started_at, to_json(finished_at) #>> '{}' AS finished_at
+       FROM export_jobs WHERE id = $1`,
+    [jobId],
+  );
+  return rows[0];
+}
+
+/**
+ * A CSV file as objects keyed by its header, the way Python's csv.DictReader reads it.
+ * @param {string} text
+ */
+function csvRecords(text) {
+  const [header, ...records] = parseCsv(text);
+  return {
+    header,
+    records: records.map((r) => Object.fromEntries(header.map((name, i) => [name, r[i]]))),
+  };
+}
+
+/**
+ * A record as its CSV line holds it: every column, as text, empty for null or absent.
+ * @param {Record<string, unknown>} record
+ * @param {readonly string[]} columns
+ */
+function asCsv(record, columns) {
+  return Object.fromEntries(columns.map((c) => [c, csvText(record[c])]));
+}
+
+/**
+ * A value as the CSV writer puts it (after the formula guard), once unquoted.
+ * @param {unknown} value
+ */
+function csvText(value) {
+  if (value === null || value === undefined) return "";
+  const text = String(value);
+  return /^[=+\-@\t\r]/.test(text) ? `'${text}` : text;
+}
+
+/** The e-mail addresses of everyone but `userId`. */
+async function othersEmails(/** @type {string} */ userId) {
+  const { rows } = await db.pool.query("SELECT email FROM users WHERE id <> $1", [userId]);
+  return rows.map((r) => r.email);
 }
 
 /** The users table as the export must contain it. */
@@ -421,6 +492,184 @@ describe("export jobs", () => {
   });
 });
 
+describe("export scope", () => {
+  test("a plain user's export holds their profile and their own jobs, nobody else's", async (t) => {
+    const s = await setup(t);
+    const worker = await s.startWorkerProcess();
+    const plain = await insertUser(db.pool, {
+      email: `plain-${randomSuffix()}@example.com`,
+      fullName: "=Plain, User",
+    });
+    const earlier = await insertJob(db.pool, { ownerId: plain, format: "json", status: "failed" });
+    const adminsJob = await insertJob(db.pool, { ownerId, status: "done" });
+    const csvJob = await s.submitJob("csv", plain);
+    await s.waitForEvent(csvJob, "done");
+    const jsonJob = await s.submitJob("json", plain);
+    await s.waitForEvent(jsonJob, "done");
+
+    const csv = await readFile(path.join(s.dir, `${csvJob}.csv`), "utf8");
+    const { header, records } = csvRecords(csv);
+    assert.deepEqual(header, SELF_COLUMNS);
+    assert.deepEqual(records[0], asCsv(await profileRecord(plain), SELF_COLUMNS));
+    assert.equal(records[0].full_name, "'=Plain, User", "the formula guard applies here too");
+    assert.deepEqual(
+      records.slice(1).map((r) => [r.record, r.id, r.email]),
+      [
+        ["export_job", earlier, ""],
+        ["export_job", csvJob, ""],
+      ],
+    );
+    assert.equal(records[2].status, "running", "the job itself, as it was while exporting");
+    assert.equal((await getJobRow(db.pool, csvJob)).row_count, records.length);
+
+    const json = JSON.parse(await readFile(path.join(s.dir, `${jsonJob}.json`), "utf8"));
+    assert.deepEqual(json[0], await profileRecord(plain));
+    assert.deepEqual(json[1], await jobRecord(earlier));
+    assert.deepEqual(json[2], await jobRecord(csvJob), "the finished job, exactly as it stands");
+    assert.deepEqual(Object.keys(json[3]), ["record", ...JOB_COLUMNS]);
+    assert.deepEqual([json[3].id, json[3].status, json[3].finished_at], [jsonJob, "running", null]);
+    assert.equal(json.length, 4);
+
+    const others = await othersEmails(plain);
+    assert.ok(others.length > 1000);
+    for (const text of [csv, JSON.stringify(json)]) {
+      assert.ok(!others.some((email) => text.includes(email)), "no other user's e-mail");
+      assert.ok(!text.includes(adminsJob), "no other user's job");
+      assert.ok(!text.includes("secret-hash"), "no password hash");
+    }
+    await stopWorker(worker);
+  });
+
+  test("the message's owner_id and format change nothing: the job row decides", async (t) => {
+    const s = await setup(t);
+    const worker = await s.startWorkerProcess();
+    const plain = await insertUser(db.pool, { email: `claims-${randomSuffix()}@example.com` });
+    // A plain user's job whose message claims to be the admin's, in another format.
+    const plainJob = await insertJob(db.pool, { ownerId: plain, format: "csv" });
+    await s.broker.publishJob(jobMessage(plainJob, ownerId, "json"), { messageId: plainJob });
+    await s.waitForEvent(plainJob, "done");
+    // And the admin's job whose message claims to be the plain user's.
+    const adminJob = await insertJob(db.pool, { ownerId, format: "json" });
+    await s.broker.publishJob(jobMessage(adminJob, plain, "csv"), { messageId: adminJob });
+    await s.waitForEvent(adminJob, "done");
+
+    assert.deepEqual((await readdir(s.dir)).sort(), [`${plainJob}.csv`, `${adminJob}.json`].sort());
+    const { header, records } = csvRecords(
+      await readFile(path.join(s.dir, `${plainJob}.csv`), "utf8"),
+    );
+    assert.deepEqual(header, SELF_COLUMNS);
+    assert.deepEqual(
+      records.map((r) => r.email),
+      [(await profileRecord(plain)).email, ""],
+    );
+    const all = JSON.parse(await readFile(path.join(s.dir, `${adminJob}.json`), "utf8"));
+    assert.deepEqual(all, await expectedUsers());
+    await stopWorker(worker);
+  });
+
+  test("an admin demoted or deactivated after queueing gets only their own data", async (t) => {
+    const s = await setup(t);
+    const worker = await s.startWorkerProcess();
+    const demoted = await insertUser(db.pool, {
+      email: `demoted-${randomSuffix()}@example.com`,
+      role: "admin",
+    });
+    const deactivated = await insertUser(db.pool, {
+      email: `deactivated-${randomSuffix()}@example.com`,
+      role: "admin",
+    });
+    const demotedJob = await insertJob(db.pool, { ownerId: demoted, format: "json" });
+    const deactivatedJob = await insertJob(db.pool, { ownerId: deactivated, format: "json" });
+    await db.pool.query("UPDATE users SET role = 'user' WHERE id = $1", [demoted]);
+    await db.pool.query("UPDATE users SET is_active = false WHERE id = $1", [deactivated]);
+    for (const [jobId, owner] of [
+      [demotedJob, demoted],
+      [deactivatedJob, deactivated],
+    ]) {
+      await s.broker.publishJob(jobMessage(jobId, owner, "json"), { messageId: jobId });
+      await s.waitForEvent(jobId, "done");
+      const json = JSON.parse(await readFile(path.join(s.dir, `${jobId}.json`), "utf8"));
+      assert.deepEqual(
+        json.map((/** @type {any} */ r) => [r.record, r.id]),
+        [
+          ["profile", owner],
+          ["export_job", jobId],
+        ],
+      );
+      assert.deepEqual(json[0], await profileRecord(owner));
+      assert.equal((await getJobRow(db.pool, jobId)).row_count, 2);
+    }
+    await stopWorker(worker);
+  });
+
+  test("an owner deleted mid-export: no file, no event after running, the message settled", async (t) => {
+    const s = await setup(t);
+    const worker = await s.startWorkerProcess();
+    const doomed = await insertUser(db.pool, { email: `doomed-${randomSuffix()}@example.com` });
+    const jobId = await insertJob(db.pool, { ownerId: doomed, format: "csv" });
+    const lock = await lockUsersTable(db.url);
+    t.after(() => lock.release().catch(() => {}));
+    await s.broker.publishJob(jobMessage(jobId, doomed, "csv"), { messageId: jobId });
+    await waitFor(
+      () => blockedBackends(db.pool, s.serviceName).then((p) => p.length > 0),
+      "the export to block",
+    );
+    await lock.query("DELETE FROM users WHERE id = $1", [doomed]); // its jobs go with it
+    await lock.commit();
+
+    await worker.waitForLog(
+      (l) => l.job_id === jobId && l.msg === "the job was deleted meanwhile (with its owner?)",
+      "the worker to drop the job",
+    );
+    assert.deepEqual(await readdir(s.dir), [], "neither a file nor a temporary one");
+    assert.equal(await getJobRow(db.pool, jobId), undefined);
+    assert.deepEqual(
+      s.eventsOf(jobId).map((e) => e.body.status),
+      ["running"],
+    );
+    await waitFor(async () => (await s.broker.readyCount()) === 0, "the queue to be empty");
+    assert.deepEqual(await s.broker.drainDeadLetters(), []);
+    await stopWorker(worker);
+  });
+
+  test("an export for an owner who is not in users fails with OwnerMissing", async (t) => {
+    const pool = new pg.Pool({ connectionString: db.workerUrl, max: 1 });
+    t.after(() => pool.end());
+    await assert.rejects(async () => {
+      for await (const batch of streamExport(pool, randomUUID())) assert.fail(String(batch));
+    }, OwnerMissing);
+    // The connection was dropped, not left mid-transaction for the next export.
+    assert.equal(pool.totalCount, 0);
+  });
+});
+
+describe("retention", () => {
+  test("the worker sweeps at start and then every EXPORT_RETENTION_SWEEP_SECONDS", async (t) => {
+    const s = await setup(t, { EXPORT_RETENTION_DAYS: "1", EXPORT_RETENTION_SWEEP_SECONDS: "1" });
+    const old = await insertJob(db.pool, {
+      ownerId,
+      status: "done",
+      finishedAt: new Date(Date.now() - 2 * 86_400_000).toISOString(),
+    });
+    const orphan = `${randomUUID()}.json`;
+    await writeFile(path.join(s.dir, `${old}.csv`), "old");
+    await writeFile(path.join(s.dir, orphan), "orphan");
+    const worker = await s.startWorkerProcess();
+    await waitFor(async () => (await readdir(s.dir)).length === 0, "the first sweep");
+    assert.equal(await getJobRow(db.pool, old), undefined);
+    const swept = await worker.waitForLog((l) => l.msg === "retention sweep", "its log line");
+    assert.deepEqual([swept.jobs_deleted, swept.files_removed], [1, 2]);
+
+    const fresh = await s.submitJob("csv");
+    await s.waitForEvent(fresh, "done");
+    const later = `${randomUUID()}.csv`; // e.g. its user was deleted since
+    await writeFile(path.join(s.dir, later), "orphan");
+    await waitFor(async () => !(await readdir(s.dir)).includes(later), "a later sweep");
+    assert.deepEqual(await readdir(s.dir), [`${fresh}.csv`], "a recent export stays");
+    await stopWorker(worker);
+  });
+});
+
 describe("failures and shutdown", () => {
   test("a transient database error is retried in-process", async (t) => {
     const s = await setup(t);
@@ -523,7 +772,7 @@ describe("failures and shutdown", () => {
   test("health is 503 while the broker connection is down, 200 after reconnecting", async (t) => {
     const s = await setup(t);
     const config = loadConfig({
-      DATABASE_URL: db.url,
+      DATABASE_URL: db.workerUrl,
       RABBITMQ_URL: rabbitmqUrl,
       EXPORT_QUEUE: s.broker.queue,
       EVENTS_EXCHANGE: s.broker.exchange,
