@@ -1,9 +1,10 @@
 """The stack end to end, through the frontend, as its users see it.
 
 One flow in ordered steps sharing a page: the first admin signs in and sees the
-users; creates a user; that user cannot see the users page, starts a CSV
-export, sees it turn done without a reload and downloads the users' rows;
-after logging out, a protected page sends the browser to the login page.
+users; creates a user; exports CSV and downloads every user's row; that user
+cannot see the users page, starts a CSV export, sees it turn done without a
+reload and downloads their own data, no one else's; after logging out, a
+protected page sends the browser to the login page.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Flow:
     user_email: str = ""
     user_password: str = ""
     user_full_name: str = ""
+    admin_export_job_id: str = ""
     export_job_id: str = ""
     known_emails: set[str] = field(default_factory=set)
 
@@ -111,11 +113,54 @@ def user_row(page: Page, email: str) -> Locator:
 
 
 def csv_emails(text: str) -> list[str]:
-    """The ``email`` column of an export's CSV."""
+    """The non-empty values of the ``email`` column of an export's CSV.
+
+    A plain user's export is one table of their own data, in which only some
+    rows (their user record) have an e-mail; the others leave it empty."""
     reader = csv.DictReader(io.StringIO(text))
     columns = {name.strip().lower(): name for name in reader.fieldnames or []}
     assert "email" in columns, f"the CSV has no email column: {reader.fieldnames}"
-    return [row[columns["email"]].strip().lower() for row in reader]
+    values = ((row[columns["email"]] or "").strip().lower() for row in reader)
+    return [value for value in values if value]
+
+
+def go_to_exports(page: Page) -> None:
+    main_nav(page).get_by_role("link", name="My exports").click()
+    expect(page).to_have_url(re.compile(r"/exports(\?|#|$)"))
+    expect(page.get_by_role("heading", level=1, name="My exports")).to_be_visible()
+
+
+def start_csv_export(page: Page) -> str:
+    """Press "Export CSV"; the new job's id, from the API's answer to the press."""
+    with page.expect_response(
+        lambda response: (
+            response.request.method == "POST"
+            and response.url.split("?")[0].endswith("/api/v1/exports")
+        )
+    ) as answer:
+        page.get_by_role("button", name="Export CSV").click()
+    response = answer.value
+    assert response.status == 202, f"Export CSV answered {response.status}: {response.text()}"
+    job_id = str(response.json().get("id") or "")
+    assert job_id, f"the export's answer has no id: {response.text()}"
+    return job_id
+
+
+def export_row(page: Page, job_id: str) -> Locator:
+    return page.locator(f'[data-testid="export-row"][data-job-id="{job_id}"]')
+
+
+def download_csv_emails(page: Page, job_id: str) -> list[str]:
+    """Download the export ``job_id`` from its row; the e-mails in it."""
+    row = export_row(page, job_id)
+    download_control = row.get_by_role("button", name="Download").or_(
+        row.get_by_role("link", name="Download")
+    )
+    with page.expect_download() as info:
+        download_control.first.click()
+    download = info.value
+    assert download.failure() is None, f"the download failed: {download.failure()}"
+    return csv_emails(download.path().read_text(encoding="utf-8-sig"))
 
 
 # -------------------------------------------------------------------- steps
@@ -158,6 +203,23 @@ def test_admin_creates_a_user(page: Page, flow: Flow, shot: Shots) -> None:
     shot(page, "user created")
 
 
+def test_admin_csv_export_turns_done(page: Page, flow: Flow, shot: Shots) -> None:
+    go_to_exports(page)
+    flow.admin_export_job_id = start_csv_export(page)
+    row = export_row(page, flow.admin_export_job_id)
+    expect(row).to_have_attribute("data-status", "done", timeout=EXPORT_DONE_TIMEOUT_MS)
+    shot(page, "admin export done")
+
+
+def test_admin_download_holds_every_user(page: Page, flow: Flow, shot: Shots) -> None:
+    emails = download_csv_emails(page, flow.admin_export_job_id)
+    assert emails, "the admin's CSV export has no rows"
+    assert len(emails) == len(set(emails)), "the admin's CSV export lists an e-mail twice"
+    missing = flow.known_emails - set(emails)
+    assert not missing, f"the admin's CSV export lacks users that exist: {sorted(missing)}"
+    shot(page, "admin export downloaded")
+
+
 def test_new_user_cannot_see_the_users_page(page: Page, flow: Flow, shot: Shots) -> None:
     log_out(page)
     sign_in(page, flow.user_email, flow.user_password)
@@ -173,9 +235,7 @@ def test_new_user_cannot_see_the_users_page(page: Page, flow: Flow, shot: Shots)
 
 
 def test_csv_export_turns_done_live(page: Page, flow: Flow, shot: Shots) -> None:
-    main_nav(page).get_by_role("link", name="My exports").click()
-    expect(page).to_have_url(re.compile(r"/exports(\?|#|$)"))
-    expect(page.get_by_role("heading", level=1, name="My exports")).to_be_visible()
+    go_to_exports(page)
     rows = page.get_by_test_id("export-row")
     expect(rows).to_have_count(0)  # a new user has no exports yet
     # A reload or navigation would drop this flag: its survival proves the
@@ -196,21 +256,12 @@ def test_csv_export_turns_done_live(page: Page, flow: Flow, shot: Shots) -> None
     shot(page, "export done")
 
 
-def test_download_holds_the_users(page: Page, flow: Flow, shot: Shots) -> None:
-    row = page.locator(f'[data-testid="export-row"][data-job-id="{flow.export_job_id}"]')
-    download_control = row.get_by_role("button", name="Download").or_(
-        row.get_by_role("link", name="Download")
-    )
-    with page.expect_download() as info:
-        download_control.first.click()
-    download = info.value
-    assert download.failure() is None, f"the download failed: {download.failure()}"
-    path = download.path()
-    emails = csv_emails(path.read_text(encoding="utf-8-sig"))
-    assert emails, "the CSV export has no rows"
-    assert len(emails) == len(set(emails)), "the CSV export lists an e-mail twice"
-    missing = flow.known_emails - set(emails)
-    assert not missing, f"the CSV export lacks users that exist: {sorted(missing)}"
+def test_download_holds_only_the_users_own_data(page: Page, flow: Flow, shot: Shots) -> None:
+    emails = download_csv_emails(page, flow.export_job_id)
+    own = flow.user_email.lower()
+    assert own in emails, f"the user's CSV export lacks their own e-mail: {sorted(set(emails))}"
+    others = set(emails) - {own}
+    assert not others, f"the user's CSV export holds other users' e-mails: {sorted(others)}"
     shot(page, "export downloaded")
 
 

@@ -156,6 +156,71 @@ describe("ApiClient token refresh", () => {
   });
 });
 
+describe("ApiClient browser session", () => {
+  it("signs in without asking for the refresh token in the body, and needs none", async () => {
+    const api = new FakeApi()
+      .on("POST", "/auth/login", () => json(200, tokens("t1"))) // refresh_token: null
+      .on("POST", "/auth/refresh", () => json(200, tokens("t2")));
+    const client = new ApiClient(api.fetch);
+    await client.login("alice@example.com", "secret-password");
+
+    const [login] = api.callsTo("POST", "/auth/login");
+    expect(login?.body).toEqual({ email: "alice@example.com", password: "secret-password" });
+    expect(login?.credentials).toBe("same-origin"); // so the browser keeps the cookie
+    expect(client.token).toBe("t1");
+    await expect(client.refresh()).resolves.toBe("t2");
+  });
+
+  it("refreshes by cookie alone, whatever a login body carried", async () => {
+    const api = new FakeApi()
+      .on("POST", "/auth/login", () =>
+        json(200, { ...tokens("t1"), refresh_token: "body-refresh-token" }),
+      )
+      .on("POST", "/auth/refresh", () => json(200, tokens("t2")));
+    const client = new ApiClient(api.fetch);
+    await client.login("alice@example.com", "secret-password");
+    await client.refresh();
+
+    const [refresh] = api.callsTo("POST", "/auth/refresh");
+    expect(refresh?.body).toBeUndefined();
+    expect([...(refresh?.headers.values() ?? [])].join(" ")).not.toContain("body-refresh-token");
+    expect(refresh?.credentials).toBe("same-origin");
+    expect(localStorage.length + sessionStorage.length).toBe(0);
+  });
+});
+
+describe("ApiClient event stream URL", () => {
+  it("buys a ticket with the Bearer header and puts only the ticket in the URL", async () => {
+    const api = new FakeApi()
+      .on("POST", "/auth/login", () => json(200, tokens("secret-access-token")))
+      .on("POST", "/events/ticket", () => json(201, { ticket: "t/k+1", expires_in: 30 }));
+    const client = new ApiClient(api.fetch);
+    await client.login("alice@example.com", "secret-password");
+
+    const url = await client.eventsUrl();
+    expect(url).toBe("/api/v1/events?ticket=t%2Fk%2B1");
+    expect(url).not.toContain("secret-access-token");
+    const [ticket] = api.callsTo("POST", "/events/ticket");
+    expect(ticket?.headers.get("Authorization")).toBe("Bearer secret-access-token");
+    expect(ticket?.url.search).toBe("");
+  });
+
+  it("buys a new ticket for every URL and passes the last event id on", async () => {
+    let issued = 0;
+    const api = new FakeApi()
+      .on("POST", "/auth/login", () => json(200, tokens("t1")))
+      .on("POST", "/events/ticket", () => json(201, { ticket: `k${++issued}`, expires_in: 30 }));
+    const client = new ApiClient(api.fetch);
+    await client.login("alice@example.com", "secret-password");
+
+    expect(await client.eventsUrl()).toBe("/api/v1/events?ticket=k1");
+    const next = new URL(await client.eventsUrl("1735718400000000"), "http://app.test");
+    expect(next.searchParams.get("ticket")).toBe("k2");
+    expect(next.searchParams.get("last_event_id")).toBe("1735718400000000");
+    expect(api.callsTo("POST", "/events/ticket")).toHaveLength(2);
+  });
+});
+
 describe("error words", () => {
   it("reads FastAPI's 422 list", () => {
     const body = {

@@ -1,5 +1,5 @@
 import { ApiError, SESSION_EXPIRED, errorFromResponse } from "./errors";
-import type { TokenResponse } from "./types";
+import type { EventsTicket, TokenResponse } from "./types";
 
 export type FetchFn = (input: string, init?: RequestInit) => Promise<Response>;
 
@@ -17,7 +17,9 @@ type TokenListener = (token: string | null) => void;
  * The API over fetch, with the access token kept in memory only (never in
  * localStorage or sessionStorage: a script injected into the page could read
  * those). The refresh token is an httpOnly cookie the browser sends to
- * /api/v1/auth by itself.
+ * /api/v1/auth by itself; the login's JSON answer carries none (its
+ * refresh_token is null unless a non-browser client asks for it), and this
+ * client never asks.
  *
  * A 401 refreshes the access token once and retries the request. Concurrent
  * 401s share a single refresh: the server rotates the refresh token on every
@@ -119,9 +121,19 @@ export class ApiClient {
     return second;
   }
 
-  /** The URL of the server-sent events stream; EventSource cannot send headers. */
-  eventsUrl(token: string): string {
-    return `${this.base}/events?access_token=${encodeURIComponent(token)}`;
+  /**
+   * The URL of a new server-sent events stream. EventSource cannot send
+   * headers, so the URL carries a ticket bought with the Bearer header: it is
+   * good for one connection and a few seconds, so a URL that lands in a log
+   * or the browser's history is worth nothing. The access token never goes in
+   * a URL. `lastEventId` (the last event seen) makes the server replay what
+   * changed since, as the Last-Event-ID header would on a browser reconnect.
+   */
+  async eventsUrl(lastEventId: string | null = null): Promise<string> {
+    const { ticket } = await this.request<EventsTicket>("/events/ticket", { method: "POST" });
+    const query = new URLSearchParams({ ticket });
+    if (lastEventId) query.set("last_event_id", lastEventId);
+    return `${this.base}/events?${query.toString()}`;
   }
 
   private attempt(path: string, options: RequestOptions, token: string | null): Promise<Response> {

@@ -23,8 +23,15 @@ export interface TokenResponse {
   access_token: string;
   token_type: string;
   expires_in: number;
-  refresh_token: string;
+  /** Null for a browser's sign-in: the refresh token is the httpOnly cookie, out of script's reach. */
+  refresh_token: string | null;
   refresh_expires_in: number;
+}
+
+/** `POST /api/v1/events/ticket`: a single-use pass for one event stream, valid for seconds. */
+export interface EventsTicket {
+  ticket: string;
+  expires_in: number;
 }
 
 export type ExportFormat = "csv" | "json";

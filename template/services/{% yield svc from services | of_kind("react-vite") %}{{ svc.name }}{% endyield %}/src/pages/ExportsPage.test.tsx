@@ -11,6 +11,7 @@ import {
   makeUser,
   renderApp,
   signedInApi,
+  ticketHandler,
   tokens,
 } from "../test/fakes";
 
@@ -87,10 +88,15 @@ describe("My exports", () => {
     expect(screen.getByRole("button", { name: "Export JSON" })).toBeEnabled();
   });
 
-  it("opens the event stream with the access token", async () => {
-    renderApp("/exports", exportsApi([]));
+  it("opens the event stream with a ticket bought with the Bearer header, never the token", async () => {
+    const api = exportsApi([]);
+    renderApp("/exports", api);
     const source = await stream();
-    expect(source.url).toBe("/api/v1/events?access_token=token-1");
+    expect(source.url).toBe("/api/v1/events?ticket=ticket-1");
+    expect(source.url).not.toContain("token-1");
+    const [ticket] = api.callsTo("POST", "/events/ticket");
+    expect(ticket?.headers.get("Authorization")).toBe("Bearer token-1");
+    expect(ticket?.url.search).toBe("");
   });
 
   it("updates a row's status live from server-sent events, and offers Download when done", async () => {
@@ -232,7 +238,7 @@ describe("My exports", () => {
     expect(await screen.findByRole("alert")).toHaveTextContent("The export file is gone");
   });
 
-  it("reopens the stream with the new token after a refresh", async () => {
+  it("reopens the stream with a ticket from the new token after a refresh", async () => {
     let issued = 1;
     const api = exportsApi([QUEUED]).on("POST", "/auth/refresh", () =>
       json(200, tokens(`token-${issued++}`)),
@@ -240,29 +246,35 @@ describe("My exports", () => {
     const { client } = renderApp("/exports", api);
     await screen.findAllByTestId("export-row");
     const first = await stream();
-    expect(first.token).toBe("token-1");
+    expect(first.param("ticket")).toBe("ticket-1");
 
     await act(async () => {
       await client.refresh();
     });
     expect(first.readyState).toBe(2);
     const second = await stream();
-    expect(second.token).toBe("token-2");
+    expect(second.param("ticket")).toBe("ticket-2");
+    expect(second.url).not.toContain("token-");
+    const bought = api.callsTo("POST", "/events/ticket").at(-1);
+    expect(bought?.headers.get("Authorization")).toBe("Bearer token-2");
     // Reopened after a break: the list is read again, for events missed meanwhile.
     await waitFor(() => expect(api.callsTo("GET", "/exports")).toHaveLength(2));
   });
 
-  it("refreshes the token when the stream is refused, then reconnects", async () => {
-    let issued = 1;
-    const api = exportsApi([QUEUED]).on("POST", "/auth/refresh", () =>
-      json(200, tokens(`token-${issued++}`)),
-    );
+  it("reconnects a broken stream with a fresh ticket and the last event id", async () => {
+    const api = exportsApi([QUEUED]);
     renderApp("/exports", api);
     await screen.findAllByTestId("export-row");
     const first = await stream();
+    act(() =>
+      first.emit(eventFor(QUEUED, { status: "running", updated_at: "2025-01-02T09:00:01Z" })),
+    );
+    expect(first.param("last_event_id")).toBeNull();
+
     vi.useFakeTimers();
     try {
-      act(() => first.refuse()); // e.g. the access token in its URL expired
+      act(() => first.drop()); // the browser would retry ticket-1, which is spent
+      expect(first.readyState).toBe(2); // closed by the app, not left to retry
       expect(screen.getByText(/reconnecting/)).toBeInTheDocument();
       await act(async () => {
         await vi.advanceTimersByTimeAsync(1000);
@@ -271,7 +283,95 @@ describe("My exports", () => {
       vi.useRealTimers();
     }
     const second = await stream();
-    expect(second.token).toBe("token-2");
+    expect(second.param("ticket")).toBe("ticket-2");
+    expect(second.param("last_event_id")).toBe("2025-01-02T09:00:01Z");
+    expect(api.callsTo("POST", "/events/ticket")).toHaveLength(2); // one per connection
+    expect(FakeEventSource.open()).toEqual([second]);
+    expect(screen.queryByText(/reconnecting/)).toBeNull();
+  });
+
+  it("backs off while no ticket can be had, then connects", async () => {
+    let refusals = 0;
+    const tickets = ticketHandler();
+    const api = exportsApi([QUEUED]).on("POST", "/events/ticket", (call) =>
+      refusals-- > 0 ? json(503, { detail: "Service unavailable" }) : tickets(call),
+    );
+    renderApp("/exports", api);
+    await screen.findAllByTestId("export-row");
+    const first = await stream();
+    const attempts = () => api.callsTo("POST", "/events/ticket").length;
+
+    vi.useFakeTimers();
+    try {
+      const advance = async (ms: number) => {
+        await act(async () => {
+          await vi.advanceTimersByTimeAsync(ms);
+        });
+      };
+      refusals = 2;
+      act(() => first.drop());
+      await advance(999);
+      expect(attempts()).toBe(1);
+      await advance(1); // 1 s after the break: refused
+      expect(attempts()).toBe(2);
+      await advance(1999);
+      expect(attempts()).toBe(2);
+      await advance(1); // 2 s after that: refused
+      expect(attempts()).toBe(3);
+      await advance(3999);
+      expect(attempts()).toBe(3);
+      expect(FakeEventSource.open()).toEqual([]);
+      await advance(1); // 4 s after that: a ticket
+      expect(attempts()).toBe(4);
+    } finally {
+      vi.useRealTimers();
+    }
+    const second = await stream();
+    expect(second.param("ticket")).toBe("ticket-2");
+  });
+
+  it("refreshes the token when a ticket is refused for it, then reconnects", async () => {
+    let issued = 1;
+    const tickets = ticketHandler();
+    const api = exportsApi([QUEUED])
+      .on("POST", "/auth/refresh", () => json(200, tokens(`token-${issued++}`)))
+      .on("POST", "/events/ticket", (call) =>
+        call.headers.get("Authorization") === "Bearer token-1" &&
+        api.callsTo("POST", "/events/ticket").length > 1
+          ? json(401, { detail: "Token expired" }, { "WWW-Authenticate": "Bearer" })
+          : tickets(call),
+      );
+    renderApp("/exports", api);
+    await screen.findAllByTestId("export-row");
+    const first = await stream();
+    vi.useFakeTimers();
+    try {
+      act(() => first.drop()); // e.g. the server ended it: the access token expired
+      await act(async () => {
+        await vi.advanceTimersByTimeAsync(1000);
+      });
+    } finally {
+      vi.useRealTimers();
+    }
+    const second = await stream();
     expect(api.callsTo("POST", "/auth/refresh")).toHaveLength(2); // the page load's, then this
+    const bought = api.callsTo("POST", "/events/ticket").at(-1);
+    expect(bought?.headers.get("Authorization")).toBe("Bearer token-2");
+    expect(second.url).not.toContain("token-");
+  });
+
+  it("stops and signs out when the session is over", async () => {
+    const api = exportsApi([QUEUED]).on("POST", "/events/ticket", () =>
+      json(401, { detail: "Token expired" }, { "WWW-Authenticate": "Bearer" }),
+    );
+    let refreshes = 0;
+    api.on("POST", "/auth/refresh", () =>
+      refreshes++ === 0
+        ? json(200, tokens("token-1"))
+        : json(401, { detail: "Invalid or expired refresh token" }),
+    );
+    renderApp("/exports", api);
+    await waitFor(() => expect(screen.getByTestId("location")).toHaveTextContent("/login"));
+    expect(FakeEventSource.instances).toEqual([]);
   });
 });

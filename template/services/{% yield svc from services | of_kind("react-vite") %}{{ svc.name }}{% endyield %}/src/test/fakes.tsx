@@ -71,7 +71,8 @@ export function tokens(accessToken: string) {
     access_token: accessToken,
     token_type: "bearer",
     expires_in: 900,
-    refresh_token: `refresh-for-${accessToken}`,
+    // What a browser's sign-in gets: the refresh token is the httpOnly cookie only.
+    refresh_token: null,
     refresh_expires_in: 86400,
   };
 }
@@ -129,12 +130,25 @@ export function eventFor(job: ExportJob, changes: Partial<JobEvent>): JobEvent {
   };
 }
 
+/**
+ * `POST /events/ticket`: ticket-1, ticket-2… for any Bearer token (tests that
+ * care which token bought a ticket read the call's Authorization header).
+ */
+export function ticketHandler(): Handler {
+  let issued = 0;
+  return (call) =>
+    call.headers.get("Authorization")?.startsWith("Bearer ")
+      ? json(201, { ticket: `ticket-${++issued}`, expires_in: 30 })
+      : json(401, { detail: "Not authenticated" }, { "WWW-Authenticate": "Bearer" });
+}
+
 /** An API where the refresh cookie is valid (a reload stays signed in) for `user`. */
 export function signedInApi(user: User, accessToken = "token-1"): FakeApi {
   return new FakeApi()
     .on("POST", "/auth/refresh", () => json(200, tokens(accessToken)))
     .on("GET", "/users/me", () => json(200, user))
-    .on("POST", "/auth/logout", () => json(204, null));
+    .on("POST", "/auth/logout", () => json(204, null))
+    .on("POST", "/events/ticket", ticketHandler());
 }
 
 /** An EventSource that tests drive by hand. */
@@ -161,8 +175,9 @@ export class FakeEventSource implements EventSourceLike {
     return FakeEventSource.instances.filter((source) => source.readyState !== 2);
   }
 
-  get token(): string | null {
-    return new URL(this.url, "http://app.test").searchParams.get("access_token");
+  /** A query parameter of this stream's URL. */
+  param(name: string): string | null {
+    return new URL(this.url, "http://app.test").searchParams.get(name);
   }
 
   connect(): void {
@@ -179,6 +194,16 @@ export class FakeEventSource implements EventSourceLike {
   /** A refusal (401, say): the browser gives up on this stream. */
   refuse(): void {
     this.readyState = 2;
+    this.onerror?.(new Event("error"));
+  }
+
+  /**
+   * A network break or the server ending the stream: the browser would try
+   * the same URL again by itself (readyState CONNECTING), and a used ticket
+   * would be refused.
+   */
+  drop(): void {
+    this.readyState = 0;
     this.onerror?.(new Event("error"));
   }
 
