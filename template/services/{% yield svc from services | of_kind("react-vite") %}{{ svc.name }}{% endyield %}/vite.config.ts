@@ -43,6 +43,9 @@ export default defineConfig(({ mode }) => {
       setupFiles: ["./src/test/setup.ts"],
       restoreMocks: true,
       unstubGlobals: true,
+      // UI tests type and click through jsdom: on a loaded CI runner (the suite runs
+      // beside other services' tests) 5 s was seen to be too tight for one of them.
+      testTimeout: 20_000,
     },
   };
 });
