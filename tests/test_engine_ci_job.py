@@ -1,7 +1,9 @@
 """The rendered CI workflow's e2e job runs here as written, on the real engine.
 
 Every ``run:`` step of the job runs in bash the way GitHub runs it (``-eo
-pipefail``, ``GITHUB_ENV`` read between steps, the job's and workflow's ``env``).
+pipefail``, ``GITHUB_ENV`` read between steps, the job's and workflow's ``env``),
+once for each entry of the job's matrix (the development and the production
+compose file).
 Left out: the ``uses:`` steps (checkout, setup-python, setup-uv, upload) and
 the one line that downloads Playwright's own Chromium, which cannot be had
 here: Debian's chromium stands in (``E2E_CHROMIUM``).
@@ -43,7 +45,8 @@ def expand(value: str, context: dict[str, str]) -> str:
     return EXPRESSION.sub(replace, str(value))
 
 
-def test_the_rendered_e2e_job_runs_here_as_written(template_copy, tmp_path, e2e_venv) -> None:
+@pytest.mark.parametrize("compose", ["development", "production"])
+def test_the_rendered_e2e_job_runs_here_as_written(template_copy, tmp_path, e2e_venv, compose) -> None:
     engine = engine_or_fail()
     project = tmp_path / "project"
     answers = {**own_network("sp-ci"), **ALL_DEV_OFF}
@@ -51,9 +54,11 @@ def test_the_rendered_e2e_job_runs_here_as_written(template_copy, tmp_path, e2e_
     ensure_stand_ins(project)
     workflow = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
     job = workflow["jobs"]["e2e"]
+    assert job["strategy"]["matrix"]["compose"] == ["development", "production"]
     github_env = tmp_path / "github-env"
-    base_env = {**workflow.get("env", {}), **job.get("env", {})}
-    context = {"github.workspace": str(project), **{f"env.{k}": str(v) for k, v in base_env.items()}}
+    context = {"github.workspace": str(project), "matrix.compose": compose}
+    base_env = {k: expand(v, context) for k, v in {**workflow.get("env", {}), **job.get("env", {})}.items()}
+    context.update({f"env.{k}": v for k, v in base_env.items()})
     ran = []
     try:
         for step in job["steps"]:
@@ -68,7 +73,7 @@ def test_the_rendered_e2e_job_runs_here_as_written(template_copy, tmp_path, e2e_
                 "GITHUB_WORKSPACE": str(project),
                 "UV_PROJECT_ENVIRONMENT": str(e2e_venv),
                 "E2E_CHROMIUM": CHROMIUM,
-                **{k: str(v) for k, v in base_env.items()},
+                **base_env,
                 **read_github_env(github_env),
                 **{k: expand(v, context) for k, v in (step.get("env") or {}).items()},
             }
