@@ -39,7 +39,9 @@ $$;
 
 
 def _for_exporter(*statements: str) -> str:
-    body = "\n        ".join(f"EXECUTE format('{statement}', exporter);" for statement in statements)
+    body = "\n        ".join(
+        f"EXECUTE format('{statement}', exporter);" for statement in statements
+    )
     return _WHEN_EXPORTER_EXISTS.format(statements=body)
 
 

@@ -52,7 +52,7 @@ class RateLimit:
 
 
 def secrets_dir() -> Path | None:
-    """The folder of secret files, when there is one (pydantic-settings warns about a missing one)."""
+    """The folder of secret files, if there is one (pydantic-settings warns about a missing one)."""
     folder = Path(os.environ.get("SECRETS_DIR") or "/run/secrets")
     return folder if folder.is_dir() else None
 
@@ -60,7 +60,9 @@ def secrets_dir() -> Path | None:
 class DatabaseSettings(BaseSettings):
     """Where PostgreSQL is: ``DATABASE_URL``, or built from the ``POSTGRES_*`` variables."""
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, secrets_dir=secrets_dir())
+    model_config = SettingsConfigDict(
+        extra="ignore", case_sensitive=False, secrets_dir=secrets_dir()
+    )
 
     @classmethod
     def settings_customise_sources(
