@@ -368,6 +368,40 @@ def assert_worker_role_reads_only_what_it_needs(compose: ComposeProject) -> None
         assert code != 0 and "permission denied" in output, (sql, output)
 
 
+def login_status(base: str, email: str, forged: str) -> int:
+    """The status of a failed login at ``base`` that claims to come from ``forged`` (X-Forwarded-For)."""
+    body = json.dumps({"email": email, "password": "not the password"}).encode()
+    headers = {"content-type": "application/json", "x-forwarded-for": forged}
+    request = urllib.request.Request(f"{base}/api/v1/auth/login", body, headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_forwarded_for_is_believed_only_from_the_apis_own_frontends(engine, defaults, tmp_path) -> None:
+    """TRUSTED_PROXIES: a forged X-Forwarded-For at the API's port changes nothing (the key is the
+    real peer); through the frontend the key is the frontend's client, not the frontend itself.
+    Checked with the login limit (LOGIN_RATE_LIMIT, 5 a minute per client and e-mail)."""
+    with stackplate_boot(
+        defaults, tmp_path / "boot.log", "--engine", "docker", "--production", *LEAVE_OUT_OPTIONS
+    ) as booted:
+        api, frontend = booted["services"]["api"]["url"], booted["services"]["frontend"]["url"]
+        direct = [login_status(api, "direct@example.com", f"203.0.113.{n}") for n in range(6)]
+        assert direct == [401] * 5 + [429], direct
+        proxied = [login_status(frontend, "proxied@example.com", f"198.51.100.{n}") for n in range(6)]
+        assert proxied == [401] * 5 + [429], proxied
+        # Another client of the same frontend (a container on the network) has a count of its own.
+        probe = (
+            "fetch('http://frontend:3000/api/v1/auth/login', {method: 'POST', headers: "
+            "{'content-type': 'application/json', 'x-forwarded-for': '198.51.100.1'}, body: JSON.stringify("
+            "{email: 'proxied@example.com', password: 'not the password'})}).then((r) => console.log(r.status))"
+        )
+        other = ComposeProject(defaults, production=True).run("exec", "-T", "worker", "node", "-e", probe)
+        assert other.stdout.strip() == "401", other.stdout + other.stderr
+
+
 def process_uid(pid: int) -> int:
     """The real uid of a process on this host (a container's main process)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
