@@ -9,6 +9,7 @@ path from the same clone, so that a template version always runs its own rules.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import secrets
 import sys
@@ -90,15 +91,27 @@ class StackFilters(Extension):
                 "snake": answers.snake,
                 "port_mapping": _port_mapping,
                 "box": _box,
+                "db_clients": _db_clients,
+                "sha256": _sha256,
             }
         )
         environment.globals.update(
             {
                 "answer_problem": _answer_problem,
                 "new_secret": _new_secret,
+                "secret": self._secret,
             }
         )
+        # One value per secret name and render: a secret written to two files
+        # (a password and the server's config that checks it) is the same in both.
+        self._secrets: dict[str, str] = {}
         _print_validation_errors_on_one_line()
+
+    def _secret(self, name: str, nbytes: int = 24) -> str:
+        """The render's secret called ``name``: fresh for each project, the same in every file."""
+        if name not in self._secrets:
+            self._secrets[name] = _new_secret(nbytes)
+        return self._secrets[name]
 
 
 def _of_kind(services: Any, kind: str) -> list[dict[str, Any]]:
@@ -106,8 +119,19 @@ def _of_kind(services: Any, kind: str) -> list[dict[str, Any]]:
     return [s for s in answers.app_services(services) if s["kind"] == kind]
 
 
-def _port_mapping(host: Any, container: Any = None) -> str:
-    """A quoted compose port mapping: ``8080 | port_mapping(80)`` -> ``"8080:80"``.
+def _db_clients(services: Any) -> list[dict[str, Any]]:
+    """The app services that log in to PostgreSQL (APIs and workers), each as its own role."""
+    return [s for s in answers.app_services(services) if s["kind"] in ("fastapi", "node-worker")]
+
+
+def _sha256(text: Any) -> str:
+    """The hex SHA-256 of a text (Redis ACL files store passwords this way)."""
+    return hashlib.sha256(str(text).encode()).hexdigest()
+
+
+def _port_mapping(host: Any, container: Any = None, bind: str = "") -> str:
+    """A quoted compose port mapping: ``8080 | port_mapping(80)`` -> ``"8080:80"``;
+    ``5432 | port_mapping(bind="127.0.0.1")`` -> ``"127.0.0.1:5432:5432"`` (loopback only).
 
     Quoted because YAML 1.1 reads an unquoted ``22:22`` as a base-60 number.
     """
@@ -116,7 +140,7 @@ def _port_mapping(host: Any, container: Any = None) -> str:
         problem = answers.port_problem(value, "port")
         if problem:
             raise ValueError(problem)
-    return f'"{host}:{target}"'
+    return f'"{bind}:{host}:{target}"' if bind else f'"{host}:{target}"'
 
 
 def _box(lines: Any, padding: int = 1) -> str:

@@ -21,13 +21,16 @@ LEAVE_OUT = ("ollama",)
 LEAVE_OUT_OPTIONS = tuple(option for name in LEAVE_OUT for option in ("--leave-out", name))
 
 
-def own_network(slug: str) -> dict[str, str]:
-    """Answers for a test project: its compose name and a subnet of its own.
+def own_network(slug: str, *, subnet: bool = False) -> dict[str, str]:
+    """Answers for a test project: its compose name, and with ``subnet`` a fixed subnet of its own.
 
-    Two stacks on one engine cannot share the default subnet; one left running
-    elsewhere on the machine must not make these tests fail.
+    Without one Docker picks a free subnet (the template's default), so a stack
+    left running elsewhere on the machine cannot make these tests fail.
     """
-    return {"project_slug": slug, "network_subnet": f"10.{200 + zlib.crc32(slug.encode()) % 50}.0.0/24"}
+    answers = {"project_slug": slug}
+    if subnet:
+        answers["network_subnet"] = f"10.{200 + zlib.crc32(slug.encode()) % 50}.0.0/24"
+    return answers
 
 
 def engine_or_fail() -> docker.DockerClient:

@@ -229,9 +229,9 @@ def add_mailhog(project: Path) -> None:
     """A service of the user's, outside the template's blocks, and not in the docs."""
     edit(
         project / "docker-compose.yml",
-        "\nvolumes:\n",
+        "\nsecrets:\n",
         '\n  mailhog:\n    image: mailhog/mailhog:v1.0.1\n    ports:\n      - "8025:8025"\n'
-        "    networks:\n      - app-network\n\nvolumes:\n",
+        "    networks:\n      - app-network\n\nsecrets:\n",
     )
 
 
@@ -290,14 +290,15 @@ DRIFT = {
         [f"{OVERVIEW}: volumes section does not list volume uploads-data, which docker-compose.yml declares"],
     ),
     "subnet": (
+        # The docs say Docker picks the subnet (the default); the user fixes one.
         lambda project: edit(
-            project / "docker-compose.yml", "subnet: 172.20.0.0/16", "subnet: 172.21.0.0/16"
+            project / "docker-compose.yml",
+            "    driver: bridge\n",
+            "    driver: bridge\n    ipam:\n      config:\n        - subnet: 172.21.0.0/16\n",
         ),
         [
-            f"{OVERVIEW}: network table says app-network has subnet 172.20.0.0/16, "
-            "docker-compose.yml configures 172.21.0.0/16",
-            f"{OVERVIEW}: network table says app-network has gateway 172.20.0.1, "
-            "docker-compose.yml configures 172.21.0.1",
+            f"{OVERVIEW}: network table says app-network has subnet ",
+            f"{OVERVIEW}: network table says app-network has gateway ",
         ],
     ),
     "worker-port-in-production": (

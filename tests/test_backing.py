@@ -166,6 +166,19 @@ def test_env_urls_are_used_instead_of_starting_servers(
         client.close()
 
 
+def test_redis_has_a_password_and_refuses_a_client_without_it(pg_redis: BackingServices) -> None:
+    url = urlsplit(pg_redis.urls.redis or "")
+    assert url.password and len(url.password) >= 20
+    anonymous = redis.Redis(host="127.0.0.1", port=url.port or 0)
+    try:
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.ping()
+    finally:
+        anonymous.close()
+    with redis.Redis.from_url(pg_redis.urls.redis or "") as client:
+        assert client.ping()
+
+
 def test_unrequested_servers_get_no_url(pg_redis: BackingServices) -> None:
     assert pg_redis.urls.rabbitmq is None
 

@@ -11,10 +11,12 @@ SIGTERM; afterwards no container, network or anonymous volume of it remains.
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+import redis
 from apiclient import call, login
 from booting import run_e2e_suite, stackplate_boot
 from conftest import HOST_PORTS, REPO, render
@@ -132,6 +134,9 @@ def test_development_boot_passes_the_browser_suite_and_reloads_code(
         }
         assert set(states) == expected, states
         assert all(state == [("running", "healthy")] for state in states.values()), states
+        assert_backing_ports_on_loopback_only(defaults)
+        assert_redis_refuses_anonymous_clients(defaults, booted)
+        assert_frontend_holds_no_secret(engine, defaults, production=False)
         assert_development_tools_work(defaults, booted)
         run_e2e_suite(
             defaults, "frontend", REPO / "test-results" / "e2e" / "engine-development", e2e_venv, tmp_path
@@ -161,13 +166,73 @@ def assert_development_tools_work(project: Path, booted: dict) -> None:
     assert (server["Host"], server["Port"], server["Username"]) == (
         expected["Host"], expected["Port"], expected["Username"]
     ), server  # fmt: skip
-    written = compose.run(
-        "exec", "-T", "redis", "redis-cli", "set", "stackplate:probe", "from-the-test", check=False
-    )
+    written = compose.run("exec", "-T", "redis", "sh", "-c", redis_cli("set stackplate:probe from-the-test"))
     assert written.returncode == 0, written.stderr
     commander = booted["tools"]["redis-commander"]
     details = json.loads(get(f"{commander}/apiv2/key/R:redis:6379:0/stackplate:probe"))
     assert details["value"] == "from-the-test", details
+
+
+def redis_cli(command: str) -> str:
+    """A shell line that runs redis-cli in the redis container with the password from its secret."""
+    return f'REDISCLI_AUTH="$(cat /run/secrets/redis_password)" redis-cli {command}'
+
+
+def secret_values(project: Path) -> set[str]:
+    """Every secret of the project: config/secrets/* (and their values inside the config files)."""
+    values = set()
+    for path in (project / "config" / "secrets").iterdir():
+        text = path.read_text().strip()
+        values.add(text)
+        values.update(line.split("=", 1)[1].strip() for line in text.splitlines() if "_pass =" in line)
+    return {value for value in values if len(value) >= 16}
+
+
+def assert_frontend_holds_no_secret(engine, project: Path, production: bool) -> None:
+    """The internet-facing nginx container has no secret in its environment and no secret mounted."""
+    settings = {
+        line.split("=", 1)[1]
+        for line in (project / "config" / ".env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+    for container in ComposeProject(project, production).containers():
+        if container["Service"] != "frontend":
+            continue
+        attrs = engine.containers.get(container["ID"]).attrs
+        env = "\n".join(attrs["Config"]["Env"])
+        leaked = [value for value in secret_values(project) if value in env]
+        assert leaked == [], f"frontend environment holds secrets: {len(leaked)}"
+        # Not even the settings file: only what nginx needs.
+        assert not any(f"={value}" in env for value in settings if len(value) > 8), env
+        assert not [m for m in attrs["Mounts"] if "/run/secrets" in m["Destination"]], attrs["Mounts"]
+
+
+def assert_backing_ports_on_loopback_only(project: Path) -> None:
+    """Development publishes the backing services and tools on 127.0.0.1, not on every interface."""
+    for service in ("postgres", "redis", "rabbitmq", "pgadmin", "redis-commander"):
+        ports = ComposeProject(project, production=False).config()["services"][service]["ports"]
+        assert ports and all(port.get("host_ip") == "127.0.0.1" for port in ports), (service, ports)
+    for container in ComposeProject(project, production=False).containers():
+        if container["Service"] in ("postgres", "redis", "rabbitmq", "pgadmin", "redis-commander"):
+            bound = {p["URL"] for p in container["Publishers"] if p.get("PublishedPort")}
+            assert bound == {"127.0.0.1"}, (container["Service"], container["Publishers"])
+
+
+def assert_redis_refuses_anonymous_clients(project: Path, booted: dict) -> None:
+    """Redis answers only with its password: from the host port and inside its own network."""
+    url = booted["backing"]["redis"]
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    anonymous = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.ping()
+    finally:
+        anonymous.close()
+    with redis.Redis.from_url(url) as client:
+        assert client.ping()
+    compose = ComposeProject(project, production=False)
+    refused = compose.run("exec", "-T", "redis", "redis-cli", "ping", check=False)
+    assert "NOAUTH" in refused.stdout + refused.stderr, refused
 
 
 def assert_hot_reload(project: Path, api: str, frontend: str) -> None:
@@ -204,7 +269,8 @@ def assert_hot_reload(project: Path, api: str, frontend: str) -> None:
 def test_a_service_that_fails_its_healthcheck_ends_the_boot_with_its_name_and_log(
     engine, template_copy, tmp_path
 ) -> None:
-    project = render(template_copy, tmp_path / "broken", {**MATRIX["minimal"], **own_network("sp-broken")})
+    answers = {**MATRIX["minimal"], **own_network("sp-broken", subnet=True)}
+    project = render(template_copy, tmp_path / "broken", answers)
     main = project / "services" / "api" / "app" / "main.py"
     main.write_text(main.read_text() + '\nraise RuntimeError("broken on purpose")\n')
     ensure_stand_ins(project)
@@ -239,6 +305,7 @@ def test_production_boot_publishes_only_the_app_ports_runs_as_non_root_and_scale
             assert uid != 0, f"{container['Service']} runs as root"
         workers = [c for c in containers if c["Service"] == "worker"]
         assert len(workers) == 2, workers
+        assert_frontend_holds_no_secret(engine, defaults, production=True)
         run_e2e_suite(
             defaults, "frontend", REPO / "test-results" / "e2e" / "engine-production", e2e_venv, tmp_path
         )
@@ -252,6 +319,87 @@ def test_production_boot_publishes_only_the_app_ports_runs_as_non_root_and_scale
             60,
             "both worker replicas handling jobs",
         )
+        assert_apps_connect_as_their_own_roles(compose)
+        assert_worker_role_reads_only_what_it_needs(compose)
+
+
+def superuser_sql(compose: ComposeProject, sql: str, database: str = "api") -> tuple[int, str]:
+    """Run SQL with psql as the superuser in the postgres container: (exit code, output)."""
+    result = compose.run(
+        "exec", "-T", "postgres", "psql", "-U", "app", "-d", database, "-AtX", "-v", "ON_ERROR_STOP=1",
+        "-c", sql, check=False,
+    )  # fmt: skip
+    return result.returncode, (result.stdout + result.stderr).strip()
+
+
+def assert_apps_connect_as_their_own_roles(compose: ComposeProject) -> None:
+    """The roles the running API and workers are logged in as: their own, none a superuser."""
+    code, output = superuser_sql(
+        compose,
+        "SELECT DISTINCT a.usename || ':' || r.rolsuper FROM pg_stat_activity a "
+        "JOIN pg_roles r ON r.rolname = a.usename WHERE a.datname = 'api' AND a.pid <> pg_backend_pid()",
+    )
+    assert code == 0, output
+    assert set(output.splitlines()) == {"api_user:false", "worker_user:false"}, output
+    code, output = superuser_sql(compose, "SELECT rolname FROM pg_roles WHERE rolsuper ORDER BY 1")
+    assert output.splitlines() == ["app"], output  # only the administrators' superuser
+
+
+def assert_worker_role_reads_only_what_it_needs(compose: ComposeProject) -> None:
+    """The worker's role reads users without hashed_password and export_jobs; refresh_tokens is closed."""
+    allowed = (
+        "SELECT count(email) FROM users",
+        "SELECT count(*) FROM export_jobs",
+        "UPDATE export_jobs SET attempts = attempts WHERE false",
+        "DELETE FROM export_jobs WHERE false",
+    )
+    for sql in allowed:
+        code, output = superuser_sql(compose, f"SET ROLE worker_user; {sql}")
+        assert code == 0, (sql, output)
+    denied = (
+        "SELECT hashed_password FROM users",
+        "SELECT * FROM users",
+        "UPDATE users SET role = 'admin' WHERE false",
+        "SELECT count(*) FROM refresh_tokens",
+        "INSERT INTO export_jobs (id, owner_id, format) VALUES (gen_random_uuid(), gen_random_uuid(), 'csv')",
+    )
+    for sql in denied:
+        code, output = superuser_sql(compose, f"SET ROLE worker_user; {sql}")
+        assert code != 0 and "permission denied" in output, (sql, output)
+
+
+def login_status(base: str, email: str, forged: str) -> int:
+    """The status of a failed login at ``base`` that claims to come from ``forged`` (X-Forwarded-For)."""
+    body = json.dumps({"email": email, "password": "not the password"}).encode()
+    headers = {"content-type": "application/json", "x-forwarded-for": forged}
+    request = urllib.request.Request(f"{base}/api/v1/auth/login", body, headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_forwarded_for_is_believed_only_from_the_apis_own_frontends(engine, defaults, tmp_path) -> None:
+    """TRUSTED_PROXIES: a forged X-Forwarded-For at the API's port changes nothing (the key is the
+    real peer); through the frontend the key is the frontend's client, not the frontend itself.
+    Checked with the login limit (LOGIN_RATE_LIMIT, 5 a minute per client and e-mail)."""
+    with stackplate_boot(
+        defaults, tmp_path / "boot.log", "--engine", "docker", "--production", *LEAVE_OUT_OPTIONS
+    ) as booted:
+        api, frontend = booted["services"]["api"]["url"], booted["services"]["frontend"]["url"]
+        direct = [login_status(api, "direct@example.com", f"203.0.113.{n}") for n in range(6)]
+        assert direct == [401] * 5 + [429], direct
+        proxied = [login_status(frontend, "proxied@example.com", f"198.51.100.{n}") for n in range(6)]
+        assert proxied == [401] * 5 + [429], proxied
+        # Another client of the same frontend (a container on the network) has a count of its own.
+        probe = (
+            "fetch('http://frontend:3000/api/v1/auth/login', {method: 'POST', headers: "
+            "{'content-type': 'application/json', 'x-forwarded-for': '198.51.100.1'}, body: JSON.stringify("
+            "{email: 'proxied@example.com', password: 'not the password'})}).then((r) => console.log(r.status))"
+        )
+        other = ComposeProject(defaults, production=True).run("exec", "-T", "worker", "node", "-e", probe)
+        assert other.stdout.strip() == "401", other.stdout + other.stderr
 
 
 def process_uid(pid: int) -> int:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from conftest import copier_cli
-from updating import commit_all, edit, git, make_template_repo, render_committed
+from updating import REPO, commit_all, edit, git, make_template_repo, render_committed
 
 from stackplate import compose
 
@@ -17,7 +17,6 @@ def as_before_0_2_0(template: Path) -> None:
     (template / "template/config/.env.jinja").rename(template / "template/.env.jinja")
     edit(template / "copier.yml", "_skip_if_exists:\n  - config/.env", "_skip_if_exists:\n  - .env")
     edit(template / "template/docker-compose.yml.jinja", "./config/.env", "./.env")
-    edit(template / "template/docker-compose.development.yml.jinja", "./config/.env", "./.env")
     edit(template / "template/.gitignore", "config/.env\n", ".env\n")
 
 
@@ -52,3 +51,27 @@ def test_migration_leaves_a_project_made_after_the_move_alone(tmp_path) -> None:
     subprocess.run([sys.executable, str(script)], cwd=project, check=True)
     assert (project / "config/.env").read_text() == "SECRET=1\n"
     assert sorted(p.name for p in project.iterdir()) == ["config"]
+
+
+def test_0_3_0_writes_the_secret_files_from_config_env_and_overwrites_none(tmp_path) -> None:
+    """The passwords in an existing project's volumes survive the move to config/secrets/."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/.env").write_text(
+        "POSTGRES_USER=app\nPOSTGRES_PASSWORD=pg-old\nRABBITMQ_DEFAULT_USER=app\n"
+        "RABBITMQ_DEFAULT_PASS=rabbit-old\nJWT_SECRET_KEY=jwt-old\nFIRST_ADMIN_PASSWORD=admin-old\n"
+    )
+    (tmp_path / "config/secrets").mkdir()
+    (tmp_path / "config/secrets/jwt_secret_key").write_text("already-there")
+    script = REPO / "migrations" / "move_secrets_into_files.py"
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    secrets = {p.name: p.read_text() for p in (tmp_path / "config/secrets").iterdir()}
+    assert secrets == {
+        "postgres_password": "pg-old",
+        "rabbitmq_password": "rabbit-old",
+        "rabbitmq_default_user.conf": "default_user = app\ndefault_pass = rabbit-old\n",
+        "jwt_secret_key": "already-there",
+        "first_admin_password": "admin-old",
+    }

@@ -13,7 +13,7 @@ from conftest import hadolint, yamllint
 from matrix import DEVELOPMENT_SERVICES, MATRIX, enabled, services_of
 
 from stackplate import compose
-from stackplate.answers import services_problem
+from stackplate.answers import app_services, services_problem
 
 # Jinja left in a rendered file; "${{" (GitHub Actions) and "${" (nginx, VS Code) are not Jinja.
 UNRENDERED = re.compile(r"(?<!\$)\{\{|\{%|%\}|\{#")
@@ -28,6 +28,8 @@ EXPECTED_ALWAYS = [
     "docker-compose.production.yml",
     "config/.env",
     "config/.env.example",
+    "config/secrets/postgres_password",
+    "config/secrets/jwt_secret_key",
     "config/.env.mcp.credentials.example",
     ".vscode/mcp.json",
     "tmp/ollama/.gitkeep",
@@ -101,8 +103,9 @@ def test_compose_holds_what_was_asked(rendered) -> None:
     base = compose.resolved(project, "base")
     assert set(base["services"]) == apps | backing
     network = answers.get("network_name", "app-network")
-    subnet = answers.get("network_subnet", "172.20.0.0/16")
-    assert base["networks"][network]["ipam"]["config"][0]["subnet"] == subnet
+    subnet = answers.get("network_subnet", "")
+    ipam = base["networks"][network].get("ipam", {}).get("config", [])
+    assert [entry["subnet"] for entry in ipam] == ([subnet] if subnet else [])  # empty: Docker picks
     for name, service in base["services"].items():
         assert "healthcheck" in service, f"{name} has no healthcheck"
         assert service.get("restart"), f"{name} has no restart policy"
@@ -126,7 +129,7 @@ def test_production_publishes_only_frontend_and_api_ports(rendered) -> None:
             assert production["services"][service["name"]]["deploy"]["replicas"] >= 1
 
 
-def test_development_publishes_backing_ports(rendered) -> None:
+def test_development_publishes_backing_ports_on_loopback_only(rendered) -> None:
     _, answers, project = rendered
     dev = compose.resolved(project, "development")
     if answers.get("postgres", True):
@@ -135,6 +138,40 @@ def test_development_publishes_backing_ports(rendered) -> None:
     if answers.get("rabbitmq", True):
         targets = sorted(p["target"] for p in dev["services"]["rabbitmq"]["ports"])
         assert targets == [5672, 15672]
+    apps = {s["name"] for s in services_of(answers)}
+    for name, service in dev["services"].items():
+        if name not in apps:
+            hosts = {port.get("host_ip") for port in service.get("ports", [])}
+            assert hosts <= {"127.0.0.1"}, f"{name} is published on {hosts}"
+
+
+def test_each_container_gets_only_its_own_secrets(rendered) -> None:
+    """No shared env_file of secrets: the frontends get none, each app its own database password."""
+    _, answers, project = rendered
+    for combination in ("development", "production"):
+        resolved = compose.resolved(project, combination)
+        for name, service in resolved["services"].items():
+            sources = {secret["source"] for secret in service.get("secrets", [])}
+            kind = next((s["kind"] for s in services_of(answers) if s["name"] == name), None)
+            if kind == "react-vite":
+                assert sources == set() and "env_file" not in service, name
+            elif kind in ("fastapi", "node-worker"):
+                own = f"{name.replace('-', '_')}_db_password"
+                assert own in sources and not {s for s in sources if s.endswith("_db_password")} - {own}
+                assert "postgres_password" not in sources, f"{name} gets the superuser's password"
+                env = service["environment"]
+                assert env["POSTGRES_USER"] == f"{name.replace('-', '_')}_user"
+            for value in (service.get("environment") or {}).values():
+                assert not re.fullmatch(r"[A-Za-z0-9_-]{24,}", str(value or "")), (name, value)
+        apps = app_services(services_of(answers))
+        for api in (s for s in apps if s["kind"] == "fastapi"):
+            env = resolved["services"][api["name"]]["environment"]
+            frontends = [s["name"] for s in apps if s["kind"] == "react-vite" and s["api"] == api["name"]]
+            assert env["TRUSTED_PROXIES"] == ",".join(frontends)
+            assert "FORWARDED_ALLOW_IPS" not in env
+            if combination == "production":
+                assert (env["COOKIE_SECURE"], env["API_DOCS_ENABLED"]) == ("true", "false")
+                assert env["CORS_ORIGINS"] == answers.get("production_cors_origins", "")
 
 
 def test_every_dockerfile_passes_hadolint(rendered) -> None:
@@ -160,22 +197,20 @@ def test_answers_file_records_answers_but_no_secret(rendered) -> None:
     _, answers, project = rendered
     recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert recorded["services"] == services_of(answers)
-    env = (project / "config/.env").read_text()
-    secrets = [
-        line.split("=", 1)[1]
-        for line in env.splitlines()
-        if re.match(r"^\w+(PASSWORD|PASS|SECRET_KEY)=", line)
-    ]
+    secrets = [path.read_text() for path in (project / "config/secrets").iterdir()]
     assert len(secrets) >= 4
     answers_text = (project / ".copier-answers.yml").read_text()
     assert not any(secret in answers_text for secret in secrets)
 
 
-def test_every_api_gets_its_own_database(rendered) -> None:
+def test_every_api_gets_its_own_database_and_role(rendered) -> None:
     _, answers, project = rendered
-    sql = (project / "config/postgres/init/01-create-databases.sql").read_text()
+    script = (project / "config/postgres/init/10-app-roles.sh").read_text()
     apis = [s["name"].replace("-", "_") for s in services_of(answers) if s["kind"] == "fastapi"]
-    assert re.findall(r'CREATE DATABASE "(\w+)";', sql) == apis
+    created = re.findall(r"CREATE DATABASE (\w+) OWNER (\w+)'", script)
+    assert created == [(api, f"{api}_user") for api in apis]
+    clients = [s["name"].replace("-", "_") for s in services_of(answers) if s["kind"] != "react-vite"]
+    assert re.findall(r"ALTER ROLE (\w+) WITH LOGIN NOSUPERUSER", script) == [f"{c}_user" for c in clients]
 
 
 def test_devcontainers_point_at_their_service(rendered) -> None:
@@ -200,4 +235,5 @@ def test_no_file_depends_on_the_destination(copie_session, template_copy, tmp_pa
     files = sorted(str(p.relative_to(first)) for p in first.rglob("*") if p.is_file())
     assert files == sorted(str(p.relative_to(second)) for p in second.rglob("*") if p.is_file())
     differ = [name for name in files if (first / name).read_bytes() != (second / name).read_bytes()]
-    assert differ == ["config/.env"]  # fresh secrets, and nothing else
+    # Fresh secrets, and nothing else.
+    assert differ and all(name.startswith("config/secrets/") for name in differ), differ

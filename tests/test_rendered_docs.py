@@ -490,10 +490,10 @@ def read_back(port: int, prefix: str, password: str | None = None) -> dict[str, 
 
 def test_redis_backup_is_an_rdb_snapshot_that_loads(render, backing, tmp_path) -> None:
     project = render("defaults")
-    port = urlsplit(backing.redis).port
-    assert port
+    port, password = urlsplit(backing.redis).port, urlsplit(backing.redis).password
+    assert port and password  # the throwaway server has a password, as the stack's Redis
     prefix = f"docs-{uuid.uuid4().hex[:8]}"
-    expected = seed_redis(port, prefix)
+    expected = seed_redis(port, prefix, password)
     assert len(expected) == 123
 
     done = run_script(

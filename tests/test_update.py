@@ -58,8 +58,8 @@ def user_edits(project: Path) -> None:
     )
     edit(
         base,
-        "x-env: &env\n  env_file:\n    - ./config/.env\n",
-        "# Shared by every service.\nx-env: &env\n  env_file:\n    - ./config/.env\n  logging:\n    driver: json-file\n",
+        "name: my-stack\n\nservices:\n",
+        "name: my-stack\n\n# Shared by my own services.\nx-logging: &logging\n  driver: json-file\n\nservices:\n",
     )
     edit(base, "  ##<<SERVICES>>\n", "  # --- app services (template) ---\n  ##<<SERVICES>>\n")
     edit(base, "name: my-stack\n", "name: my-shop\n")  # a value outside the blocks

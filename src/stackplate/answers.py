@@ -224,7 +224,9 @@ def switch_problem(question: str, value: Any, answers: Mapping[str, Any]) -> str
 
 
 def subnet_problem(value: Any, services_count: int = 0) -> str | None:
-    """Why ``value`` is not a private IPv4 subnet with room for the stack."""
+    """Why ``value`` is neither empty (Docker picks) nor a private IPv4 subnet with room for the stack."""
+    if value is None or str(value).strip() == "":
+        return None
     try:
         network = ipaddress.ip_network(str(value), strict=True)
     except ValueError as error:
@@ -235,6 +237,22 @@ def subnet_problem(value: Any, services_count: int = 0) -> str | None:
     needed = 1 + len(BACKING_SERVICES) + len(DEVELOPMENT_SERVICES) + services_count
     if network.num_addresses - 2 < needed:
         return f"network_subnet {value!r} is too small: the stack needs {needed} addresses"
+    return None
+
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def origins_problem(value: Any, question: str = "production_cors_origins") -> str | None:
+    """Why ``value`` is not a comma-separated list of browser origins (empty is fine)."""
+    if not isinstance(value, str):
+        return f"{question} {value!r} is not text: write origins like https://app.example.com"
+    for origin in (part.strip() for part in value.split(",")):
+        if origin and not _ORIGIN.match(origin):
+            return (
+                f"{question} has {origin!r}, which is not an origin: "
+                "write scheme://host[:port], e.g. https://app.example.com (no path, no '*')"
+            )
     return None
 
 
@@ -260,6 +278,7 @@ VALIDATED_QUESTIONS = (
     "redis_commander_port",
     "network_name",
     "network_subnet",
+    "production_cors_origins",
 )
 _SWITCH_OF_PORT = dict(PORT_QUESTIONS)
 
@@ -277,6 +296,8 @@ def question_problem(question: str, answers: Mapping[str, Any]) -> str | None:
         return switch_problem(question, value, answers)
     if question == "network_subnet":
         return subnet_problem(value, len(answers.get("services") or []))
+    if question == "production_cors_origins":
+        return origins_problem(value)
     if question == "project_name":
         return None if str(value or "").strip() else "project_name must not be empty"
     raise ValueError(f"no rule for question {question!r}")

@@ -75,7 +75,7 @@ class BackingUrls:
     """Connection URLs of the backing servers; ``None`` for a server not requested."""
 
     postgres: str | None  # postgresql://user:password@127.0.0.1:PORT/postgres
-    redis: str | None  # redis://127.0.0.1:PORT/0
+    redis: str | None  # redis://:password@127.0.0.1:PORT/0
     rabbitmq: str | None  # amqp://user:password@127.0.0.1:PORT/%2F
 
 
@@ -162,12 +162,18 @@ def _accepts(port: int) -> bool:
         return False
 
 
-def _redis_pings(port: int) -> bool:
-    """True when the Redis server on *port* answers PING (it refuses while loading)."""
+def _redis_pings(port: int, password: str) -> bool:
+    """True when the Redis server on *port* takes *password* and answers PING (it refuses while loading)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            sock.sendall(f"AUTH {password}\r\nPING\r\n".encode())
+            replies = b""
+            while replies.count(b"\r\n") < 2:
+                chunk = sock.recv(256)
+                if not chunk:
+                    return False
+                replies += chunk
+            return replies.startswith(b"+OK\r\n+PONG")
     except OSError:
         return False
 
@@ -506,16 +512,20 @@ def _psql(url: str, sql: str) -> str:
 
 
 def _start_redis(server: _Server) -> str:
-    """Run an in-memory Redis (no RDB/AOF persistence) and return its URL."""
+    """Run an in-memory Redis (no RDB/AOF persistence) with a generated password; return its URL."""
     port = free_port()
+    password = secrets.token_urlsafe(18)
     server.dir.mkdir()
+    # The password goes in a private config file: command lines are visible to every user.
+    config = server.dir / "redis.conf"
+    _write_private(config, f"requirepass {password}\n")
     server.spawn(
-        [find_binary("redis-server", "redis"), "--bind", "127.0.0.1", "--port", str(port),
+        [find_binary("redis-server", "redis"), str(config), "--bind", "127.0.0.1", "--port", str(port),
          "--dir", str(server.dir), "--save", "", "--appendonly", "no", "--daemonize", "no",
          "--logfile", ""],  # an empty logfile means stdout, i.e. our log
     )  # fmt: skip
-    server.wait_ready(lambda: _redis_pings(port), READY_TIMEOUTS["redis"])
-    return f"redis://127.0.0.1:{port}/0"
+    server.wait_ready(lambda: _redis_pings(port, password), READY_TIMEOUTS["redis"])
+    return f"redis://:{password}@127.0.0.1:{port}/0"
 
 
 # --------------------------------------------------------------------------- RabbitMQ

@@ -31,6 +31,7 @@ from stackplate.native import (
     build_frontend,
     dotenv,
     npm_ci,
+    project_secret,
     running_api,
     running_frontend,
     running_worker,
@@ -156,7 +157,7 @@ def booted(project: Path, progress: Progress = print) -> Iterator[Booted]:
             backing={"postgres": urls.postgres, "redis": urls.redis, "rabbitmq": urls.rabbitmq},
             admin={
                 "email": secrets.get("FIRST_ADMIN_EMAIL", ""),
-                "password": secrets.get("FIRST_ADMIN_PASSWORD", ""),
+                "password": project_secret(project, "first_admin_password", "FIRST_ADMIN_PASSWORD"),
             },
             running=running,
         )

@@ -21,7 +21,7 @@ from urllib.parse import quote
 from stackplate.answers import app_services
 from stackplate.boot import BOOT_FILE, STATE_DIR, Booted, BootedService, write_private
 from stackplate.compose import COMBINATIONS, compose_command, resolved
-from stackplate.native import ServiceError, dotenv
+from stackplate.native import ServiceError, dotenv, project_secret
 from stackplate.project import load_answers
 
 Progress = Callable[[str], None]
@@ -169,7 +169,7 @@ def _booted(
 ) -> Booted:
     """What boot.json says: published URLs of the app services and backing services."""
     published = _published_ports(compose.containers())
-    secrets = dotenv(compose.project / "config" / ".env")
+    settings = dotenv(compose.project / "config" / ".env")
     booted_services = {}
     for app in app_services(answers["services"]):
         name = app["name"]
@@ -181,10 +181,10 @@ def _booted(
     return Booted(
         project=str(compose.project),
         services=booted_services,
-        backing=_backing_urls(published, secrets, services),
+        backing=_backing_urls(published, _backing_credentials(compose.project, config), services),
         admin={
-            "email": secrets.get("FIRST_ADMIN_EMAIL", ""),
-            "password": secrets.get("FIRST_ADMIN_PASSWORD", ""),
+            "email": settings.get("FIRST_ADMIN_EMAIL", ""),
+            "password": project_secret(compose.project, "first_admin_password", "FIRST_ADMIN_PASSWORD"),
         },
         tools={
             name: f"http://127.0.0.1:{published[(name, port)]}"
@@ -204,6 +204,27 @@ def _published_ports(containers: list[dict[str, Any]]) -> dict[tuple[str, int], 
     return found
 
 
+def _backing_credentials(project: Path, config: dict[str, Any]) -> dict[str, str]:
+    """The superusers' names (from the compose files) and passwords (config/secrets/)."""
+    services = config["services"]
+
+    def setting(service: str, name: str, default: str) -> str:
+        return str((services.get(service, {}).get("environment") or {}).get(name) or default)
+
+    apps_env = [service.get("environment") or {} for service in services.values()]
+
+    return {
+        "POSTGRES_USER": setting("postgres", "POSTGRES_USER", "postgres"),
+        "POSTGRES_PASSWORD": project_secret(project, "postgres_password", "POSTGRES_PASSWORD"),
+        "REDIS_PASSWORD": project_secret(project, "redis_password", "REDIS_PASSWORD"),
+        # The user the apps log in as (every app service names the same one).
+        "RABBITMQ_DEFAULT_USER": next(
+            (str(env["RABBITMQ_DEFAULT_USER"]) for env in apps_env if env.get("RABBITMQ_DEFAULT_USER")), "app"
+        ),
+        "RABBITMQ_DEFAULT_PASS": project_secret(project, "rabbitmq_password", "RABBITMQ_DEFAULT_PASS"),
+    }
+
+
 def _backing_urls(
     published: dict[tuple[str, int], int], secrets: dict[str, str], services: list[str]
 ) -> dict[str, str | None]:
@@ -217,10 +238,11 @@ def _backing_urls(
         quote(secrets.get("POSTGRES_USER", ""), safe=""),
         quote(secrets.get("POSTGRES_PASSWORD", ""), safe=""),
     )
+    redis_password = quote(secrets.get("REDIS_PASSWORD", ""), safe="")
     rabbit_user = quote(secrets.get("RABBITMQ_DEFAULT_USER", ""), safe="")
     rabbit_password = quote(secrets.get("RABBITMQ_DEFAULT_PASS", ""), safe="")
     return {
         "postgres": url("postgres", 5432, lambda p: f"postgresql://{user}:{password}@127.0.0.1:{p}/postgres"),
-        "redis": url("redis", 6379, lambda p: f"redis://127.0.0.1:{p}/0"),
+        "redis": url("redis", 6379, lambda p: f"redis://:{redis_password}@127.0.0.1:{p}/0"),
         "rabbitmq": url("rabbitmq", 5672, lambda p: f"amqp://{rabbit_user}:{rabbit_password}@127.0.0.1:{p}/"),
     }

@@ -1,7 +1,8 @@
 """Running a rendered project's app services natively (no Docker): environment, install, start, stop.
 
 The environment of each service is what Compose would give it (``config/.env``
-merged with the service's ``environment`` in docker-compose.yml), with the
+merged with the service's ``environment`` in docker-compose.yml, and each of its
+Compose secrets as the variable its file in /run/secrets stands for), with the
 hosts replaced by the live URLs of natively started backing services.
 """
 
@@ -41,12 +42,43 @@ def dotenv(path: Path) -> dict[str, str]:
     return values
 
 
+SECRETS_DIR = "/run/secrets/"
+
+
 def compose_environment(project: Path, service: str) -> dict[str, str]:
-    """The environment Compose gives ``service`` (env_file and environment merged)."""
-    resolved = compose.resolved(project, "base")["services"][service]
-    return {
-        key: "" if value is None else str(value) for key, value in resolved.get("environment", {}).items()
+    """The environment Compose gives ``service`` (env_file and environment merged), its secrets included.
+
+    A secret mounted as /run/secrets/NAME becomes the variable NAME (upper case), which
+    the apps read as well; a ``*_FILE`` variable pointing into /run/secrets is dropped.
+    """
+    config = compose.resolved(project, "base")
+    resolved = config["services"][service]
+    env = {
+        key: "" if value is None else str(value)
+        for key, value in resolved.get("environment", {}).items()
+        if not (key.endswith("_FILE") and str(value).startswith(SECRETS_DIR))
     }
+    for secret in resolved.get("secrets", []):
+        target = str(secret.get("target") or SECRETS_DIR + secret["source"])
+        name = target.removeprefix(SECRETS_DIR)
+        if target.startswith(SECRETS_DIR) and "/" not in name:
+            env[name.upper()] = read_secret(Path(config["secrets"][secret["source"]]["file"]))
+    return env
+
+
+def read_secret(path: Path) -> str:
+    """A secret file's value, as the apps read it (trailing newlines dropped)."""
+    return path.read_text().rstrip("\r\n")
+
+
+def project_secret(project: Path, name: str, variable: str) -> str:
+    """Secret ``name`` of the project (config/secrets/NAME), else ``variable`` of an older
+    project's config/.env (before 0.3.0 the secrets lived there), else ""."""
+    path = project / "config" / "secrets" / name
+    if path.is_file():
+        return read_secret(path)
+    env_file = project / "config" / ".env"
+    return dotenv(env_file).get(variable, "") if env_file.is_file() else ""
 
 
 def api_environment(
@@ -59,6 +91,7 @@ def api_environment(
         HOST="127.0.0.1",
         DATABASE_URL=database_url,
         REDIS_URL=(urls.redis or "") if env.get("REDIS_URL") else "",
+        REDIS_PASSWORD="",  # the throwaway server's is in its URL
         RABBITMQ_URL=(urls.rabbitmq or "") if env.get("RABBITMQ_HOST") else "",
         EXPORTS_DIR=str(exports_dir),
     )

@@ -39,7 +39,9 @@ RULES = """
   port of every backing and development service that is on).
 - `fastapi` needs `postgres`; `node-worker` needs `rabbitmq` and `postgres`;
   `pgadmin` needs `postgres`; `redis_commander` needs `redis`.
-- `network_subnet` is a private IPv4 CIDR network with room for every service.
+- `network_subnet` is empty (Docker picks a free subnet) or a private IPv4 CIDR network
+  with room for every service.
+- `production_cors_origins` is empty or a comma-separated list of origins (`scheme://host[:port]`).
 """
 
 

@@ -27,6 +27,9 @@ Connection (the first that is set wins):
   POSTGRES_PORT       default 5432
   POSTGRES_USER       default postgres
   POSTGRES_PASSWORD   default: none (or ~/.pgpass)
+  POSTGRES_PASSWORD_FILE  a file holding it (what the postgres container has:
+                      /run/secrets/postgres_password; on the host
+                      config/secrets/postgres_password)
   DATABASE_NAME       default POSTGRES_DB, else postgres
 
 Settings:
@@ -41,7 +44,7 @@ Settings:
                       pg_restore; same rules as PG_DUMP)
 
 Example (the development stack, database "api"):
-  set -a; . config/.env; set +a
+  POSTGRES_USER=app POSTGRES_PASSWORD_FILE=config/secrets/postgres_password \
   POSTGRES_PORT=5432 scripts/backup-postgres.sh api
 EOF
 }
@@ -80,6 +83,7 @@ main() {
         # libpq reads these; nothing secret appears on a command line.
         export PGHOST=${POSTGRES_HOST:-127.0.0.1} PGPORT=${POSTGRES_PORT:-5432}
         export PGUSER=${POSTGRES_USER:-postgres}
+        secret_from_file POSTGRES_PASSWORD
         if [[ -n ${POSTGRES_PASSWORD:-} ]]; then
             export PGPASSWORD=$POSTGRES_PASSWORD
         fi

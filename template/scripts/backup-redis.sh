@@ -23,12 +23,14 @@ its path. scripts/restore-redis.sh loads such a file into a Redis server.
 Settings:
   REDIS_URL     redis://[[USER]:PASSWORD@]HOST:PORT[/DB]
                 (default redis://127.0.0.1:6379/0; the snapshot holds every DB)
+  REDIS_PASSWORD (or REDIS_PASSWORD_FILE, a file holding it) when REDIS_URL has none;
+                the stack's is config/secrets/redis_password
   BACKUP_DIR    where the files go (default ./backups; created with a .gitignore)
   BACKUP_KEEP   keep only the newest N snapshots (default: all)
   REDIS_CLI     the redis-cli command (default redis-cli)
 
 Example (the development stack):
-  REDIS_URL=redis://127.0.0.1:6379/0 scripts/backup-redis.sh
+  REDIS_PASSWORD_FILE=config/secrets/redis_password REDIS_URL=redis://127.0.0.1:6379/0 scripts/backup-redis.sh
 EOF
 }
 

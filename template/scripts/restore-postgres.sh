@@ -32,6 +32,9 @@ Connection (the first that is set wins):
   POSTGRES_PORT       default 5432
   POSTGRES_USER       default postgres
   POSTGRES_PASSWORD   default: none (or ~/.pgpass)
+  POSTGRES_PASSWORD_FILE  a file holding it (what the postgres container has:
+                      /run/secrets/postgres_password; on the host
+                      config/secrets/postgres_password)
   DATABASE_NAME       default POSTGRES_DB, else postgres
 
 Settings:
@@ -42,7 +45,7 @@ Settings:
   is read from standard input, so it need not be inside the container.
 
 Example (restore drill: a new database next to the live one):
-  set -a; . config/.env; set +a
+  POSTGRES_USER=app POSTGRES_PASSWORD_FILE=config/secrets/postgres_password \
   scripts/restore-postgres.sh --create backups/api-20250101T020000Z.dump api_restored
 EOF
 }
@@ -97,6 +100,7 @@ main() {
     if [[ -z ${DATABASE_URL:-} ]]; then
         export PGHOST=${POSTGRES_HOST:-127.0.0.1} PGPORT=${POSTGRES_PORT:-5432}
         export PGUSER=${POSTGRES_USER:-postgres}
+        secret_from_file POSTGRES_PASSWORD
         if [[ -n ${POSTGRES_PASSWORD:-} ]]; then
             export PGPASSWORD=$POSTGRES_PASSWORD
         fi

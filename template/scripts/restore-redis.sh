@@ -33,6 +33,8 @@ Options:
 Settings:
   REDIS_URL     the target: redis://[[USER]:PASSWORD@]HOST:PORT[/DB]
                 (default redis://127.0.0.1:6379/0; rediss:// is not supported)
+  REDIS_PASSWORD (or REDIS_PASSWORD_FILE, a file holding it) when REDIS_URL has none;
+                the stack's is config/secrets/redis_password
   REDIS_CLI     the redis-cli command (default redis-cli)
   REDIS_SERVER  the redis-server command for the temporary server (default
                 redis-server); it must be as new as the server that wrote the

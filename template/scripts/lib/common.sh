@@ -18,3 +18,13 @@ url_decode() {
     local value=${1//+/ }
     printf '%b' "${value//%/\\x}"
 }
+
+# NAME from the file NAME_FILE names (a Compose secret, e.g. config/secrets/...), unless NAME is set.
+# Trailing newlines are dropped, as $(<file) does.
+secret_from_file() {
+    local name=$1 file_var="${1}_FILE"
+    if [[ -z ${!name:-} && -n ${!file_var:-} ]]; then
+        [[ -r ${!file_var} ]] || die "$file_var: cannot read ${!file_var}"
+        printf -v "$name" '%s' "$(<"${!file_var}")"
+    fi
+}

@@ -3,6 +3,7 @@
 # Needs url_decode from common.sh.
 
 # redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] -> redis_user, redis_password, redis_host, redis_port
+# (the password, when the URL has none, from REDIS_PASSWORD or REDIS_PASSWORD_FILE)
 # (globals: the caller reads them)
 # shellcheck disable=SC2034
 parse_redis_url() {
@@ -33,4 +34,9 @@ parse_redis_url() {
     fi
     redis_host=${redis_host:-127.0.0.1}
     redis_port=${redis_port:-6379}
+    # A URL without a password: REDIS_PASSWORD, or the file REDIS_PASSWORD_FILE names.
+    if [[ -z $redis_password ]]; then
+        secret_from_file REDIS_PASSWORD
+        redis_password=${REDIS_PASSWORD:-}
+    fi
 }

@@ -3,6 +3,8 @@
 # script for the part of its documented contract that stackplate projects use.
 #   - first argument starting with "-": run postgres with those options;
 #   - as root: own PGDATA, then run again as the postgres user;
+#   - POSTGRES_PASSWORD, POSTGRES_USER, POSTGRES_DB may each come from a file
+#     instead: <NAME>_FILE (e.g. a Compose secret in /run/secrets); both is an error;
 #   - an empty PGDATA: initdb as POSTGRES_USER with POSTGRES_PASSWORD, allow
 #     password logins from the network, create POSTGRES_DB, run the files in
 #     /docker-entrypoint-initdb.d (*.sh, *.sql, *.sql.gz) once, in name order.
@@ -22,6 +24,19 @@ if [ "$(id -u)" = "0" ]; then
   exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
 fi
 
+# <NAME>_FILE -> NAME, as the official entrypoint's file_env does (trailing newlines dropped).
+file_env() {
+  local name="$1" file_var="${1}_FILE"
+  if [ -n "${!name:-}" ] && [ -n "${!file_var:-}" ]; then
+    echo "stand-in entrypoint: both $name and $file_var are set (but are exclusive)" >&2
+    exit 1
+  fi
+  if [ -n "${!file_var:-}" ]; then
+    export "$name"="$(<"${!file_var}")"
+  fi
+  unset "$file_var"
+}
+
 run_init_file() {
   local file="$1"
   local sql=(psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" --dbname "$POSTGRES_DB")
@@ -36,6 +51,9 @@ run_init_file() {
 }
 
 initialise() {
+  file_env POSTGRES_PASSWORD
+  file_env POSTGRES_USER
+  file_env POSTGRES_DB
   if [ -z "${POSTGRES_PASSWORD:-}" ]; then
     echo "stand-in entrypoint: POSTGRES_PASSWORD is not set; the database is not initialised" >&2
     exit 1

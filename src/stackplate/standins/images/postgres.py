@@ -1,7 +1,8 @@
 """postgres (Debian variants): Debian's PostgreSQL server with an entrypoint of ours.
 
 The contract honoured, from the official image's documentation and entrypoint:
-``POSTGRES_USER``/``POSTGRES_PASSWORD``/``POSTGRES_DB``, ``POSTGRES_INITDB_ARGS``,
+``POSTGRES_USER``/``POSTGRES_PASSWORD``/``POSTGRES_DB`` (each also as ``<NAME>_FILE``),
+``POSTGRES_INITDB_ARGS``,
 ``/docker-entrypoint-initdb.d`` (``*.sh``, ``*.sql``, ``*.sql.gz``) on the first
 start only, data under ``PGDATA`` owned by the postgres user (uid 999),
 ``listen_addresses='*'`` with password (scram-sha-256) logins from the network,

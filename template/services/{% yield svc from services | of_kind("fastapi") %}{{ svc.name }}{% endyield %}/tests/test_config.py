@@ -95,3 +95,23 @@ def test_rate_limit_off_and_invalid(monkeypatch: pytest.MonkeyPatch) -> None:
     assert RateLimit.parse("off") is None
     with pytest.raises(ValidationError, match="invalid rate limit"):
         settings(monkeypatch, GENERAL_RATE_LIMIT="5 per minute")
+
+
+def test_secret_files_win_over_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Compose mounts each secret as /run/secrets/<setting>; a stale variable must not win."""
+    (tmp_path / "postgres_password").write_text("from-the-file\n")
+    (tmp_path / "jwt_secret_key").write_text("f" * 40)
+    settings(monkeypatch, POSTGRES_PASSWORD="stale", POSTGRES_USER="api_user", POSTGRES_HOST="db")
+    read = Settings(_secrets_dir=tmp_path)
+    assert read.postgres_password == "from-the-file"
+    assert read.jwt_secret_key == "f" * 40
+    assert read.database_url == "postgresql+asyncpg://api_user:from-the-file@db:5432/app"
+
+
+def test_redis_password_goes_into_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    with_password = settings(monkeypatch, REDIS_URL="redis://redis:6379/0", REDIS_PASSWORD="p@s/w")
+    assert with_password.redis_url == "redis://:p%40s%2Fw@redis:6379/0"
+    own = settings(monkeypatch, REDIS_URL="redis://:given@redis:6379/0", REDIS_PASSWORD="other")
+    assert own.redis_url == "redis://:given@redis:6379/0"  # a URL's own credentials stay
+    off = settings(monkeypatch, REDIS_URL="", REDIS_PASSWORD="p")
+    assert off.redis_url == "" and not off.redis_enabled

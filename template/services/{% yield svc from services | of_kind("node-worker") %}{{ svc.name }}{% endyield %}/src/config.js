@@ -2,6 +2,8 @@
 // reported as one ConfigError naming the variable, so a misconfigured container
 // dies with a single readable line instead of a stack trace later on.
 
+import { readFileSync } from "node:fs";
+
 import { LEVELS } from "./log.js";
 
 /** @typedef {import("./log.js").Level} Level */
@@ -65,7 +67,7 @@ export function loadConfig(env = process.env) {
 
 /**
  * DATABASE_URL wins; otherwise the URL is built from the POSTGRES_* variables that
- * compose and config/.env provide (the same ones the API uses).
+ * compose provides (the password as POSTGRES_PASSWORD_FILE, a Compose secret).
  * @param {Env} env
  */
 function databaseUrl(env) {
@@ -73,7 +75,7 @@ function databaseUrl(env) {
   if (explicit) return checkedUrl("DATABASE_URL", explicit, ["postgres:", "postgresql:"]);
   const why = "or set DATABASE_URL";
   const user = required(env, "POSTGRES_USER", why);
-  const password = required(env, "POSTGRES_PASSWORD", why);
+  const password = secret(env, "POSTGRES_PASSWORD", why);
   const host = required(env, "POSTGRES_HOST", why);
   const port = integer(env, "POSTGRES_PORT", 5432, 1, 65535);
   // DATABASE_NAME is what compose passes; POSTGRES_DB (config/.env) is the fallback.
@@ -87,11 +89,32 @@ function rabbitmqUrl(env) {
   if (explicit) return checkedUrl("RABBITMQ_URL", explicit, ["amqp:", "amqps:"]);
   const why = "or set RABBITMQ_URL";
   const user = required(env, "RABBITMQ_DEFAULT_USER", why);
-  const password = required(env, "RABBITMQ_DEFAULT_PASS", why);
+  const password = secret(env, "RABBITMQ_DEFAULT_PASS", why);
   const host = required(env, "RABBITMQ_HOST", why);
   const port = integer(env, "RABBITMQ_PORT", 5672, 1, 65535);
   // The empty path is the default virtual host "/".
   return `amqp://${enc(user)}:${enc(password)}@${host}:${port}/`;
+}
+
+/**
+ * A secret: the contents of the file <NAME>_FILE names (e.g. a Compose secret in
+ * /run/secrets; trailing newlines dropped), else the variable NAME itself.
+ * @param {Env} env
+ * @param {string} name
+ * @param {string} hint
+ */
+function secret(env, name, hint) {
+  const file = optional(env, `${name}_FILE`);
+  if (file === undefined) return required(env, name, hint);
+  let value;
+  try {
+    value = readFileSync(file, "utf8").replace(/[\r\n]+$/, "");
+  } catch (error) {
+    const reason = error instanceof Error && "code" in error ? error.code : String(error);
+    throw new ConfigError(`${name}_FILE: cannot read ${file} (${reason})`);
+  }
+  if (!value) throw new ConfigError(`${name}_FILE: ${file} is empty`);
+  return value;
 }
 
 /** @param {string} value */

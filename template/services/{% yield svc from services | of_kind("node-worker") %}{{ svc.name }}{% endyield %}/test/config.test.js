@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 
 import { ConfigError, loadConfig } from "../src/config.js";
@@ -37,6 +40,31 @@ test("builds the URLs from the compose variables, encoding the credentials", () 
   );
   const url = new URL(config.databaseUrl);
   assert.equal(decodeURIComponent(url.password), "p@ss:w/rd");
+});
+
+test("passwords come from the files *_FILE names (Compose secrets), newline dropped", () => {
+  const folder = mkdtempSync(join(tmpdir(), "worker-secrets-"));
+  try {
+    writeFileSync(join(folder, "postgres_password"), "from file:1\n");
+    writeFileSync(join(folder, "rabbitmq_default_pass"), "rabbit/file");
+    const env = {
+      ...COMPOSE_ENV,
+      POSTGRES_PASSWORD: "",
+      POSTGRES_PASSWORD_FILE: join(folder, "postgres_password"),
+      RABBITMQ_DEFAULT_PASS: "",
+      RABBITMQ_DEFAULT_PASS_FILE: join(folder, "rabbitmq_default_pass"),
+    };
+    const config = loadConfig(env);
+    assert.equal(decodeURIComponent(new URL(config.databaseUrl).password), "from file:1");
+    assert.equal(decodeURIComponent(new URL(config.rabbitmqUrl).password), "rabbit/file");
+    const missing = { ...env, POSTGRES_PASSWORD_FILE: join(folder, "absent") };
+    assert.throws(() => loadConfig(missing), {
+      name: "ConfigError",
+      message: `POSTGRES_PASSWORD_FILE: cannot read ${join(folder, "absent")} (ENOENT)`,
+    });
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
 });
 
 test("explicit URLs win and defaults apply", () => {

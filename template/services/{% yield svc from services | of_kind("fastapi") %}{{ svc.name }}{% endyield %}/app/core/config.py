@@ -3,18 +3,24 @@
 `DatabaseSettings` is all that migrations need; `Settings` adds the rest and is
 what the application uses. Both are plain pydantic-settings models, so tests can
 build them with keyword arguments instead of touching the environment.
+
+Secrets may also be files named after the setting (``postgres_password``,
+``jwt_secret_key``, ``redis_password``...) in ``/run/secrets``, where Compose
+mounts them (``SECRETS_DIR`` names another folder). A file there wins over a
+variable of the same name: an older config/.env may still carry a stale one.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour)\s*$", re.IGNORECASE)
@@ -45,10 +51,30 @@ class RateLimit:
         return f"RateLimit({self.hits}/{self.seconds}s)"
 
 
+def secrets_dir() -> Path | None:
+    """The folder of secret files, if there is one (pydantic-settings warns about a missing one)."""
+    folder = Path(os.environ.get("SECRETS_DIR") or "/run/secrets")
+    return folder if folder.is_dir() else None
+
+
 class DatabaseSettings(BaseSettings):
     """Where PostgreSQL is: ``DATABASE_URL``, or built from the ``POSTGRES_*`` variables."""
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        extra="ignore", case_sensitive=False, secrets_dir=secrets_dir()
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Secret files before the environment (see the module docstring).
+        return init_settings, file_secret_settings, env_settings, dotenv_settings
 
     database_url_env: str | None = Field(default=None, validation_alias="DATABASE_URL")
     postgres_user: str = "postgres"
@@ -81,6 +107,18 @@ def normalize_database_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
+def with_redis_password(url: str, password: str) -> str:
+    """``redis://host:6379/0`` + password -> ``redis://:<password>@host:6379/0``.
+
+    A URL that already carries credentials, or an empty one (Redis off), stays as it is.
+    """
+    url = url.strip()
+    if not url or not password or "@" in urlsplit(url).netloc:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://:{quote(password, safe='')}@{rest}"
+
+
 class Settings(DatabaseSettings):
     """Everything the service reads from the environment."""
 
@@ -90,6 +128,8 @@ class Settings(DatabaseSettings):
 
     # Redis and RabbitMQ: empty means "off".
     redis_url: str = ""
+    # Goes into redis_url when that names no password: redis://:<password>@host:port/0
+    redis_password: str = ""
     rabbitmq_url_env: str = Field(default="", validation_alias="RABBITMQ_URL")
     rabbitmq_host: str = ""
     rabbitmq_port: int = 5672
@@ -172,6 +212,7 @@ class Settings(DatabaseSettings):
         if not self.events_exchange:
             self.events_exchange = f"{self.service_name}.events"
         self.first_admin_email = self.first_admin_email.strip().lower()
+        self.redis_url = with_redis_password(self.redis_url, self.redis_password)
         return self
 
     @property
