@@ -541,3 +541,33 @@ def test_restore_redis_loads_a_snapshot_into_a_running_server(render, tmp_path) 
         run_script(project, "restore-redis.sh", "--flush", str(snapshot), env=script_env(REDIS_URL=url))
         assert redis_cli(target, "EXISTS", "stray", password=password) == "0"
         assert read_back(target, prefix, password) == expected
+
+
+# ---------------------------------------------------------------- SECURITY.md
+
+SETTING = re.compile(r"`([A-Z][A-Z0-9_]{2,})(?:=[^`]*)?`")
+PROJECT_PATH = re.compile(r"`((?:config|docs|scripts|services)/[^`*<>]+?)`")
+
+
+def settings_read(project: Path) -> str:
+    """The text of every place a setting can be read from: app configs, compose, config/."""
+    sources = [
+        *project.glob("services/*/app/core/config.py"),
+        *project.glob("services/*/src/config.js"),
+        *project.glob("docker-compose*.yml"),
+        project / "config" / ".env.example",
+    ]
+    return "\n".join(path.read_text() for path in sources)
+
+
+@pytest.mark.parametrize("name", RENDERS)
+def test_security_page_names_only_real_settings_and_files(render, name) -> None:
+    project = render(name)
+    text = (project / "SECURITY.md").read_text()
+    assert not UNRENDERED.search(text)
+    known = settings_read(project)
+    for setting in sorted(set(SETTING.findall(text))):
+        # pydantic-settings fields are the variables' lower-case names
+        assert setting in known or f"{setting.lower()}:" in known, f"SECURITY.md: {setting} is read nowhere"
+    for mentioned in sorted(set(PROJECT_PATH.findall(text))):
+        assert (project / mentioned).exists(), f"SECURITY.md names {mentioned}, which the render lacks"

@@ -11,6 +11,7 @@ upstream image the target stage starts from.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,12 +141,23 @@ def _words_tools(words: list[str]) -> set[str]:
     return tools
 
 
+_SUBSTITUTION = re.compile(r"\$\(([^()]*)\)")
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
 def _shell_tools(script: str) -> set[str]:
-    """The first word of each simple command in a shell line (``a && exec b``)."""
+    """The first word of each simple command in a shell line.
+
+    Understands what our files write: ``a && exec b``, ``a | b``, ``; ||``,
+    ``NAME=value cmd`` and command substitutions ``$(cmd)``, whose commands run too.
+    """
     tools = set()
-    for part in script.replace("||", "&&").replace(";", "&&").split("&&"):
+    for inner in _SUBSTITUTION.findall(script):
+        tools |= _shell_tools(inner)
+    script = _SUBSTITUTION.sub("x", script)
+    for part in re.split(r"&&|\|\||[;|]", script):
         words = shlex.split(part)
-        while words and words[0] in ("exec", "env"):
+        while words and (words[0] in ("exec", "env") or _ASSIGNMENT.match(words[0])):
             words = words[1:]
         if words:
             tools.add(Path(words[0]).name)

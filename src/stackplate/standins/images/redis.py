@@ -14,7 +14,13 @@ from stackplate.standins.recipe import Context, Part, Tool, apt_install, debian_
 REPOSITORIES = ("redis",)
 DEFAULT_RELEASE = "bookworm"
 UPSTREAM = "docker-library/redis 7.4/debian/Dockerfile: make install puts redis-cli in /usr/local/bin"
-TOOLS = (Tool("redis-cli", UPSTREAM),)
+BASE = "debian:bookworm-slim, the official image's base (dash, coreutils and grep are essential)"
+TOOLS = (
+    Tool("redis-cli", UPSTREAM),
+    Tool("sh", BASE),
+    Tool("cat", BASE),
+    Tool("grep", BASE),
+)
 
 
 def prepare(context: Context) -> list[Part]:
