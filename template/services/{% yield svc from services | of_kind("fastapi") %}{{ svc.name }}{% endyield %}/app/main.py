@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Users, roles, JWT auth with rotating refresh tokens, cached reads, "
         "export jobs handed to a worker over RabbitMQ and their live status over SSE.",
         lifespan=lifespan,
+        **_docs_urls(settings),
     )
     app.state.settings = settings
     for router in routers:
@@ -58,6 +59,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestLogMiddleware)
     return app
+
+
+def _docs_urls(settings: Settings) -> dict[str, str | None]:
+    """FastAPI's defaults, or None each (404) when API_DOCS_ENABLED is false."""
+    if settings.api_docs_enabled:
+        return {"docs_url": "/docs", "redoc_url": "/redoc", "openapi_url": "/openapi.json"}
+    return {"docs_url": None, "redoc_url": None, "openapi_url": None}
 
 
 def __getattr__(name: str) -> FastAPI:
