@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 
 from app.api.fastpath import CachedReadsMiddleware
 from app.api.router import API_PREFIX, routers
@@ -14,6 +15,7 @@ from app.api.routes import health
 from app.core.config import Settings, get_settings
 from app.core.logging import RequestLogMiddleware, configure_logging
 from app.core.ratelimit import GeneralRateLimitMiddleware
+from app.core.security import PasswordChecksBusy
 from app.core.state import AppContext
 
 
@@ -42,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)  # /health and /ready, for probes
+    app.add_exception_handler(PasswordChecksBusy, _password_checks_busy)
 
     # Added innermost first: request log (outermost) -> CORS -> cached reads -> rate
     # limit -> routes, so even a 429 carries CORS headers and is logged with its id.
@@ -59,6 +62,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestLogMiddleware)
     return app
+
+
+async def _password_checks_busy(request: Request, exc: Exception) -> JSONResponse:
+    """Every bcrypt slot is taken (MAX_CONCURRENT_PASSWORD_CHECKS): retry, don't queue."""
+    return JSONResponse(
+        {"detail": "Too many password checks in progress; retry shortly"},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
 
 
 def _docs_urls(settings: Settings) -> dict[str, str | None]:

@@ -51,7 +51,7 @@ class AppContext:
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
-            hasher=PasswordHasher(settings.bcrypt_rounds),
+            hasher=PasswordHasher(settings.bcrypt_rounds, settings.max_concurrent_password_checks),
             verify_token=AccessTokenVerifier(settings.jwt_secret_key),
             redis=redis,
             cache=Cache(redis, settings.key_prefix, settings.cache_ttl_seconds),
