@@ -10,6 +10,11 @@ drives it with ``wrk`` (Debian package; ``./dev.sh bench`` installs it):
                                           (at 64 and 256 connections: no pool stall)
 - ``POST /api/v1/auth/login``            bcrypt (12 rounds) in a thread pool;
                                           peak RSS of the API processes is sampled
+- ``GET /api/v1/users`` cached while a login flood (64 connections, a random
+  e-mail per attempt, per-IP login limit raised) runs beside it: with the
+  default MAX_CONCURRENT_PASSWORD_CHECKS (2), and with the bound lifted (1000)
+  to show what the bound buys; the flood's rows count answers by status
+  (401: bcrypt ran; 503: every bcrypt slot was busy)
 
 Rate limits are raised out of the way (they would answer 429). Reference
 (developers' guide): a popular FastAPI template serves GET /users at ~500
@@ -32,6 +37,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +48,12 @@ from stackplate.native import RunningService, dotenv, running_api
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_USERS = 200
-NO_LIMITS = {"GENERAL_RATE_LIMIT": "100000000/minute", "LOGIN_RATE_LIMIT": "100000000/minute"}
+NO_LIMITS = {
+    "GENERAL_RATE_LIMIT": "100000000/minute",
+    "LOGIN_RATE_LIMIT": "100000000/minute",
+    "LOGIN_IP_RATE_LIMIT": "100000000/minute",
+}
+UNBOUNDED = {"MAX_CONCURRENT_PASSWORD_CHECKS": "1000"}  # bcrypt as before the bound: queued
 
 
 @dataclass
@@ -54,6 +65,7 @@ class Load:
     p99_ms: float
     errors: int
     peak_rss_mb: float | None = None
+    note: str = ""
 
 
 def render_defaults(destination: Path) -> Path:
@@ -102,7 +114,11 @@ def parse_wrk(output: str) -> Load:
     if socket:
         errors += sum(int(n) for n in socket.groups())
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    return Load(rate, _milliseconds(percentiles["50"]), _milliseconds(percentiles["99"]), errors)
+    load = Load(rate, _milliseconds(percentiles["50"]), _milliseconds(percentiles["99"]), errors)
+    statuses = re.search(r"^STATUSES (.*)$", output, re.MULTILINE)  # printed by COUNT_LUA
+    if statuses:
+        load.note = statuses.group(1)
+    return load
 
 
 def rss_mb(pid: int) -> float:
@@ -163,8 +179,68 @@ def login_script(folder: Path, email: str, password: str) -> Path:
         f"wrk.body = {json.dumps(body)}",
         'wrk.headers["Content-Type"] = "application/json"',
     ]
-    script.write_text("\n".join(lines) + "\n")
+    script.write_text("\n".join(lines) + "\n" + COUNT_LUA)
     return script
+
+
+# Counts answers by status in every wrk thread; done() prints the sums (parse_wrk reads them).
+COUNT_LUA = r"""
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("id", #threads)
+end
+function init(args)
+  counts = {}
+  math.randomseed(os.time() * 100 + id)
+end
+function response(status, headers, body)
+  counts[status] = (counts[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    for status, n in pairs(thread:get("counts")) do total[status] = (total[status] or 0) + n end
+  end
+  local parts = {}
+  for status, n in pairs(total) do table.insert(parts, status .. ": " .. n) end
+  table.sort(parts)
+  io.write("STATUSES " .. table.concat(parts, ", ") .. "\n")
+end
+"""
+# A new e-mail per attempt (spraying): each one costs a bcrypt check against the dummy hash.
+FLOOD_LUA = (
+    COUNT_LUA
+    + """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+function request()
+  local email = string.format("flood%d.%d@bench.example.com", math.random(1e9), math.random(1e9))
+  return wrk.format(nil, nil, nil, '{"email":"' .. email .. '","password":"not-the-password"}')
+end
+"""
+)
+
+
+def flood_script(folder: Path) -> Path:
+    script = folder / "flood.lua"
+    script.write_text(FLOOD_LUA)
+    return script
+
+
+def under_flood(api: RunningService, workdir: Path, seconds: int, auth: dict[str, str]) -> tuple[Load, Load]:
+    """GET /users (64 connections) and a 64-connection login flood at the same time."""
+    users = f"{api.url}/api/v1/users?limit=20"
+    script = flood_script(workdir)
+    with ThreadPoolExecutor(2) as pool:
+        flood = pool.submit(wrk, f"{api.url}/api/v1/auth/login", seconds, 64, {}, script)
+        reads = pool.submit(wrk, users, seconds, 64, auth)
+        return reads.result(), flood.result()
+
+
+def flood_rows(api: RunningService, workdir: Path, seconds: int, auth: dict[str, str], label: str):
+    reads, flood = under_flood(api, workdir, seconds, auth)
+    return [(f"GET /users cached + login flood, {label}", reads), (f"  the login flood, {label}", flood)]
 
 
 def measure(project: Path, backing, workdir: Path, workers: int, seconds: int) -> list[tuple[str, Load]]:
@@ -172,9 +248,10 @@ def measure(project: Path, backing, workdir: Path, workers: int, seconds: int) -
     rows: list[tuple[str, Load]] = []
     secrets = dotenv(project / "config/.env")
     venv = workdir / "venv"
-    for cache in ("on", "off"):
-        database = create_database(backing.urls.postgres, f"bench_{workers}_{cache}")
-        extra = {**NO_LIMITS, **({} if cache == "on" else {"CACHE_TTL_SECONDS": "0"})}
+    variants = {"cached": {}, "cache off": {"CACHE_TTL_SECONDS": "0"}, "unbounded": UNBOUNDED}
+    for variant, settings in variants.items():
+        database = create_database(backing.urls.postgres, f"bench_{workers}_{variant.replace(' ', '_')}")
+        extra = {**NO_LIMITS, **settings}
         with running_api(
             project, "api", backing.urls, database, venv, workdir, extra, workers=workers
         ) as api:
@@ -182,7 +259,7 @@ def measure(project: Path, backing, workdir: Path, workers: int, seconds: int) -
             email, password = seed_users(api.url, token)
             auth = {"Authorization": f"Bearer {token}"}
             users = f"{api.url}/api/v1/users?limit=20"
-            if cache == "on":
+            if variant == "cached":
                 rows.append(("GET /health", wrk(f"{api.url}/api/v1/health", seconds, 64, {})))
                 rows.append(("GET /users cached", wrk(users, seconds, 64, auth)))
                 rows.append(("GET /users cached c=256", wrk(users, seconds, 256, auth)))
@@ -190,14 +267,17 @@ def measure(project: Path, backing, workdir: Path, workers: int, seconds: int) -
                 rows.append(
                     ("POST /auth/login", wrk(f"{api.url}/api/v1/auth/login", seconds, 64, {}, script, api))
                 )
+                rows += flood_rows(api, workdir, seconds, auth, "bcrypt bound 2")
+            elif variant == "unbounded":
+                rows += flood_rows(api, workdir, seconds, auth, "no bound")
             else:
                 rows.append(("GET /users cache off", wrk(users, seconds, 64, auth)))
                 rows.append(("GET /users cache off c=256", wrk(users, seconds, 256, auth)))
     return rows
 
 
-COLUMNS = (("workers", 7), ("load (64 connections unless said)", -34), ("req/s", 9), ("p50 ms", 8),
-           ("p99 ms", 8), ("errors", 6), ("peak RSS MB", 11))  # fmt: skip
+COLUMNS = (("workers", 7), ("load (64 connections unless said)", -44), ("req/s", 9), ("p50 ms", 8),
+           ("p99 ms", 8), ("errors", 6), ("peak RSS MB", 11), ("answers", -20))  # fmt: skip
 
 
 def _row(cells: list[str]) -> str:
@@ -219,7 +299,7 @@ def print_table(results: dict[int, list[tuple[str, Load]]]) -> None:
                 f"{load.p99_ms:.1f}",
                 str(load.errors),
             ]
-            print(_row([str(workers), name, *numbers, rss]))
+            print(_row([str(workers), name, *numbers, rss, load.note]))
 
 
 def main() -> None:

@@ -34,6 +34,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(template_copy
     limits = {
         "GENERAL_RATE_LIMIT": "100000/minute",
         "LOGIN_RATE_LIMIT": "100000/minute",
+        "LOGIN_IP_RATE_LIMIT": "100000/minute",
+        "READY_RATE_LIMIT": "100000/minute",
         "BCRYPT_ROUNDS": "4",
     }
     with running_api(project, "api", backing, database, tmp_path / "venv", tmp_path, limits) as api:

@@ -176,6 +176,14 @@ class Settings(DatabaseSettings):
     redis_max_connections: int = Field(default=1024, ge=1)
     publish_timeout_seconds: float = Field(default=5.0, gt=0)
 
+    # Login flood and probe hardening (issue 12)
+    # Per client IP whatever the e-mail, on top of LOGIN_RATE_LIMIT (IP + e-mail).
+    login_ip_rate_limit: str = "20/minute"
+    # bcrypt checks running at once per process; a login beyond them gets 503 at once.
+    max_concurrent_password_checks: int = Field(default=2, ge=1)
+    ready_rate_limit: str = "60/minute"  # per client IP on /ready (exempt from the general one)
+    api_docs_enabled: bool = True  # /docs, /redoc and /openapi.json; false: 404
+
     @field_validator("service_name")
     @classmethod
     def _service_name(cls, value: str) -> str:
@@ -197,6 +205,12 @@ class Settings(DatabaseSettings):
     @field_validator("login_rate_limit", "general_rate_limit")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
+        RateLimit.parse(value)
+        return value
+
+    @field_validator("login_ip_rate_limit", "ready_rate_limit")
+    @classmethod
+    def _more_rate_limits(cls, value: str) -> str:
         RateLimit.parse(value)
         return value
 
@@ -245,6 +259,14 @@ class Settings(DatabaseSettings):
     @cached_property
     def general_limit(self) -> RateLimit | None:
         return RateLimit.parse(self.general_rate_limit)
+
+    @cached_property
+    def login_ip_limit(self) -> RateLimit | None:
+        return RateLimit.parse(self.login_ip_rate_limit)
+
+    @cached_property
+    def ready_limit(self) -> RateLimit | None:
+        return RateLimit.parse(self.ready_rate_limit)
 
     @property
     def key_prefix(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -21,6 +21,9 @@ from app.core.tokens import RefreshTokens
 from app.models import User
 
 log = logging.getLogger("app")
+
+# Advisory locks are per database, like the users table they guard.
+FIRST_ADMIN_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('first-admin'))")
 
 
 @dataclass
@@ -52,7 +55,7 @@ class AppContext:
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
-            hasher=PasswordHasher(settings.bcrypt_rounds),
+            hasher=PasswordHasher(settings.bcrypt_rounds, settings.max_concurrent_password_checks),
             verify_token=AccessTokenVerifier(settings.jwt_secret_key),
             redis=redis,
             cache=Cache(redis, settings.key_prefix, settings.cache_ttl_seconds),
@@ -87,24 +90,40 @@ class AppContext:
         return ctx
 
     async def create_first_admin(self) -> None:
-        """Create FIRST_ADMIN_EMAIL as an admin unless that account exists (idempotent)."""
+        """Create FIRST_ADMIN_EMAIL as an admin, but only while no active admin exists.
+
+        Not "unless that e-mail exists": renaming, demoting or deleting the bootstrap
+        account must not bring it back with its original password. With no active
+        admin at all (only reachable by editing the database, since nobody can demote,
+        deactivate or delete themselves) it is created again: the recovery path.
+        A transaction-level advisory lock serialises processes starting together.
+        """
         email, password = self.settings.first_admin_email, self.settings.first_admin_password
         if not (email and password):
             return
         async with self.sessionmaker() as session:
-            if await session.scalar(select(User.id).where(User.email == email)) is not None:
+            if await _has_admin(session):
+                return  # the usual restart: no bcrypt, no lock
+        hashed = await self.hasher.hash(password)
+        async with self.sessionmaker() as session, session.begin():
+            await session.execute(FIRST_ADMIN_LOCK)
+            if await _has_admin(session):
                 return
-            hashed = await self.hasher.hash(password)
             created = await session.scalar(
                 insert(User)
                 .values(email=email, hashed_password=hashed, role="admin", is_active=True)
                 .on_conflict_do_nothing(index_elements=[User.email])
                 .returning(User.id)
             )
-            await session.commit()
-        if created is not None:
-            log.info("first admin created", extra={"email": email})
-            await self.cache.invalidate("users")
+        if created is None:
+            log.warning(
+                "no active admin, and FIRST_ADMIN_EMAIL belongs to an existing non-admin or "
+                "inactive account: left unchanged; promote a user or set another FIRST_ADMIN_EMAIL",
+                extra={"email": email},
+            )
+            return
+        log.info("first admin created", extra={"email": email})
+        await self.cache.invalidate("users")
 
     async def stop(self) -> None:
         await self.proxies.stop()
@@ -112,6 +131,11 @@ class AppContext:
         await self.broker.close()
         await self.redis.close()
         await self.engine.dispose()
+
+
+async def _has_admin(session: AsyncSession) -> bool:
+    query = select(User.id).where(User.role == "admin", User.is_active.is_(True)).limit(1)
+    return await session.scalar(query) is not None
 
 
 def prepare_exports_dir(settings: Settings) -> None:

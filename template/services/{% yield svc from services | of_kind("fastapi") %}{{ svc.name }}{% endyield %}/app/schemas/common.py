@@ -21,7 +21,7 @@ class Liveness(BaseModel):
 class Readiness(BaseModel):
     status: str = Field(description='"ready" or "unavailable"', examples=["ready"])
     checks: dict[str, str] = Field(
-        description='Per backing service: "ok", "off" (not configured) or the error',
+        description='Per backing service: "ok", "down" (the reason is logged) or "off"',
         examples=[{"postgres": "ok", "redis": "ok", "rabbitmq": "ok"}],
     )
     failed: list[str] = Field(default_factory=list, examples=[[]])

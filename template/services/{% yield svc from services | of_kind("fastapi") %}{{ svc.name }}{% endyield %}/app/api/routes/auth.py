@@ -78,24 +78,38 @@ def _store_down() -> HTTPException:
     )
 
 
-@router.post(
-    "/login",
-    response_model=TokenResponse,
-    summary="Exchange e-mail and password for an access and a refresh token",
-    responses={401: error("Incorrect email or password"), **RATE_LIMITED},
-)
-async def login(
-    body: LoginRequest, request: Request, response: Response, ctx: Ctx, session: SessionDep
-) -> TokenResponse:
-    limit = ctx.settings.login_limit
-    if limit is not None:
-        retry_after = await ctx.limiter.hit(f"login:{client_ip(request)}:{body.email}", limit)
+async def _login_limits(ctx: AppContext, request: Request, email: str) -> None:
+    """LOGIN_IP_RATE_LIMIT per client IP (spraying: a new e-mail per attempt), then
+    LOGIN_RATE_LIMIT per IP + e-mail (guessing one account's password)."""
+    ip = client_ip(request)
+    buckets = ((f"login-ip:{ip}", ctx.settings.login_ip_limit),
+               (f"login:{ip}:{email}", ctx.settings.login_limit))  # fmt: skip
+    for key, limit in buckets:
+        if limit is None:
+            continue
+        retry_after = await ctx.limiter.hit(key, limit)
         if retry_after is not None:
             raise HTTPException(
                 status.HTTP_429_TOO_MANY_REQUESTS,
                 f"Too many login attempts; retry in {retry_after} s",
                 headers={"Retry-After": str(retry_after)},
             )
+
+
+@router.post(
+    "/login",
+    response_model=TokenResponse,
+    summary="Exchange e-mail and password for an access and a refresh token",
+    responses={
+        401: error("Incorrect email or password"),
+        **RATE_LIMITED,
+        503: error("Too many password checks in progress; see the Retry-After header"),
+    },
+)
+async def login(
+    body: LoginRequest, request: Request, response: Response, ctx: Ctx, session: SessionDep
+) -> TokenResponse:
+    await _login_limits(ctx, request, body.email)
     user = await session.scalar(select(User).where(User.email == body.email))
     # Always run bcrypt (against a dummy hash for unknown e-mails): same timing either way.
     valid = await ctx.hasher.verify(body.password, user.hashed_password if user else None)

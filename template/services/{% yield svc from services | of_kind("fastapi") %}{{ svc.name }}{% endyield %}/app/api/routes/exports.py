@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import FileResponse, JSONResponse
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import Ctx, CurrentUser, SessionDep
 from app.core.broker import BrokerUnavailable
@@ -46,6 +46,24 @@ async def _visible_job(session: SessionDep, user: User, job_id: uuid.UUID) -> Ex
     if job is None or (job.owner_id != user.id and user.role != "admin"):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Export not found")
     return job
+
+
+async def _fail_if_still_queued(session: AsyncSession, job: ExportJob, reason: str) -> bool:
+    """Mark *job* failed, but only while it is still queued; reload it either way.
+
+    A publish whose confirm timed out may still have reached the queue: by now the
+    worker can have marked the job running or done, which must not be overwritten.
+    """
+    failed = await session.scalar(
+        update(ExportJob)
+        .where(ExportJob.id == job.id, ExportJob.status == "queued")
+        .values(status="failed", error=reason, finished_at=func.now())
+        .returning(ExportJob.id)
+        .execution_options(synchronize_session=False)
+    )
+    await session.commit()
+    await session.refresh(job)
+    return failed is not None
 
 
 ACTIVE = ("queued", "running")
@@ -106,10 +124,13 @@ async def create_export(
         await ctx.broker.publish_export(str(job.id), message)
     except BrokerUnavailable as exc:
         reason = str(exc)
+        if not await _fail_if_still_queued(session, job, reason):
+            # A late confirm: the message did arrive and the worker already took the job.
+            log.warning("export publish unconfirmed, but the worker has the job",
+                        extra={"job_id": str(job.id), "status": job.status})  # fmt: skip
+            response.headers["Location"] = f"/api/v1/exports/{job.id}"
+            return ExportOut.model_validate(job)
         log.error("export job could not be queued", extra={"job_id": str(job.id), "reason": reason})
-        now = datetime.now(UTC)
-        job.status, job.error, job.finished_at = "failed", reason, now
-        await session.commit()
         await ctx.broker.publish_event(job_event(job))
         payload = ExportUnavailable(
             detail=f"Export could not be queued: {reason}", job=ExportOut.model_validate(job)

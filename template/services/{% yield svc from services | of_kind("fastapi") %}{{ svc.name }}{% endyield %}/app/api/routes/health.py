@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from app.api.deps import Ctx
+from app.api.deps import Ctx, client_ip
 from app.core.state import AppContext
-from app.schemas.common import Liveness, Readiness
+from app.schemas.common import RATE_LIMITED, Liveness, Readiness
 
+log = logging.getLogger("app.health")
 router = APIRouter(tags=["health"])
 
 
@@ -26,6 +28,7 @@ async def _postgres(ctx: AppContext) -> None:
 
 
 async def _check(name: str, ctx: AppContext) -> tuple[str, str]:
+    """``(name, "ok" | "down")``; why it is down goes to the log, never to the client."""
     timeout = ctx.settings.readiness_timeout_seconds
     try:
         async with asyncio.timeout(timeout):
@@ -36,19 +39,39 @@ async def _check(name: str, ctx: AppContext) -> tuple[str, str]:
             else:
                 await ctx.broker.check(timeout)
     except TimeoutError:
-        return name, f"timeout after {timeout:g} s"
+        log.warning("readiness: %s did not answer within %g s", name, timeout)
+        return name, "down"
     except Exception as exc:  # noqa: BLE001 - any failure is "not ready"
-        return name, f"{exc.__class__.__name__}: {exc}"[:200]
+        log.warning("readiness: %s failed: %s: %s", name, exc.__class__.__name__, exc)
+        return name, "down"
     return name, "ok"
+
+
+async def _limit(ctx: AppContext, request: Request) -> None:
+    """READY_RATE_LIMIT per client IP: each call costs a round trip to every backing service."""
+    limit = ctx.settings.ready_limit
+    if limit is None:
+        return
+    retry_after = await ctx.limiter.hit(f"ready:{client_ip(request)}", limit)
+    if retry_after is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"Too many requests; retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
 
 
 @router.get(
     "/ready",
     response_model=Readiness,
     summary="Readiness: PostgreSQL, Redis and RabbitMQ (when configured) answer",
-    responses={503: {"model": Readiness, "description": "A backing service failed"}},
+    responses={
+        503: {"model": Readiness, "description": "A backing service is down"},
+        **RATE_LIMITED,
+    },
 )
-async def ready(ctx: Ctx) -> JSONResponse:
+async def ready(ctx: Ctx, request: Request) -> JSONResponse:
+    await _limit(ctx, request)
     names = ["postgres"]
     checks = {"redis": "off", "rabbitmq": "off"}
     if ctx.redis.enabled:
