@@ -1,4 +1,4 @@
-"""The template's Jinja vocabulary: marker blocks, answer checks, service filters, secrets.
+"""The template's Jinja vocabulary: marker blocks, answer checks, service filters.
 
 Copier loads this file from a clone of the template (through
 ``copier_template_extensions.TemplateExtensionLoader``), where our package is
@@ -9,9 +9,7 @@ path from the same clone, so that a template version always runs its own rules.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import secrets
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -92,26 +90,11 @@ class StackFilters(Extension):
                 "port_mapping": _port_mapping,
                 "box": _box,
                 "db_clients": _db_clients,
-                "sha256": _sha256,
             }
         )
-        environment.globals.update(
-            {
-                "answer_problem": _answer_problem,
-                "new_secret": _new_secret,
-                "secret": self._secret,
-            }
-        )
-        # One value per secret name and render: a secret written to two files
-        # (a password and the server's config that checks it) is the same in both.
-        self._secrets: dict[str, str] = {}
+        # The secrets are not rendered: scripts/generate_secrets.py makes them (a Copier task).
+        environment.globals.update({"answer_problem": _answer_problem})
         _print_validation_errors_on_one_line()
-
-    def _secret(self, name: str, nbytes: int = 24) -> str:
-        """The render's secret called ``name``: fresh for each project, the same in every file."""
-        if name not in self._secrets:
-            self._secrets[name] = _new_secret(nbytes)
-        return self._secrets[name]
 
 
 def _of_kind(services: Any, kind: str) -> list[dict[str, Any]]:
@@ -122,11 +105,6 @@ def _of_kind(services: Any, kind: str) -> list[dict[str, Any]]:
 def _db_clients(services: Any) -> list[dict[str, Any]]:
     """The app services that log in to PostgreSQL (APIs and workers), each as its own role."""
     return [s for s in answers.app_services(services) if s["kind"] in ("fastapi", "node-worker")]
-
-
-def _sha256(text: Any) -> str:
-    """The hex SHA-256 of a text (Redis ACL files store passwords this way)."""
-    return hashlib.sha256(str(text).encode()).hexdigest()
 
 
 def _port_mapping(host: Any, container: Any = None, bind: str = "") -> str:
@@ -150,11 +128,6 @@ def _box(lines: Any, padding: int = 1) -> str:
     pad = " " * padding
     body = [f"│{pad}{line.ljust(width - 2 * padding)}{pad}│" for line in lines]
     return "\n".join([f"┌{'─' * width}┐", *body, f"└{'─' * width}┘"])
-
-
-def _new_secret(nbytes: int = 32) -> str:
-    """A fresh URL-safe random secret; rendered only into ``config/.env``."""
-    return secrets.token_urlsafe(nbytes)
 
 
 @pass_context

@@ -73,13 +73,6 @@ def test_of_kind_filter_normalises_and_selects(env) -> None:
     assert template.render(services=services) == "w->a;"
 
 
-def test_new_secret_is_fresh_each_call(env) -> None:
-    template = env.from_string("{{ new_secret(24) }}")
-    values = {template.render() for _ in range(5)}
-    assert len(values) == 5
-    assert all(len(v) == 32 for v in values)
-
-
 def test_answer_problem_reads_the_answers_in_context(env) -> None:
     template = env.from_string("{{ answer_problem('redis_port') }}")
     given = {"services": [{"name": "api", "kind": "fastapi", "port": 8000}], "redis": True}

@@ -395,6 +395,41 @@ def test_the_redis_step_serves_redis_with_a_fresh_password(project, tmp_path: Pa
             os.killpg(int(pid.read_text()), signal.SIGTERM)
 
 
+def test_the_e2e_step_makes_config_and_secrets_on_a_fresh_clone(project, tmp_path: Path) -> None:
+    """On a clone there is no config/.env nor config/secrets/: the step makes them, masking each secret."""
+    _, dest = project
+    clone = Path(shutil.copytree(dest, tmp_path / "clone", symlinks=True))
+    shutil.rmtree(clone / "config" / "secrets")
+    (clone / "config" / ".env").unlink()
+    job = yaml.safe_load((clone / WORKFLOW).read_text())["jobs"]["e2e"]
+    github_env = tmp_path / "github-env"
+    result = run_step(
+        step_named(job, "Generate config/.env and fresh secrets")["run"],
+        clone,
+        {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "GITHUB_ENV": str(github_env)},
+    )
+    assert result.returncode == 0, f"the step failed:\n{result.stdout}{result.stderr}"
+    assert (clone / "config" / ".env").read_text() == (clone / "config" / ".env.example").read_text()
+    folder = clone / "config" / "secrets"
+    secrets = {path.name: path.read_text() for path in folder.iterdir()}
+    assert set(secrets) == {path.name for path in (dest / "config" / "secrets").iterdir()}
+    masked = {
+        line.removeprefix("::add-mask::") for line in result.stdout.splitlines() if "::add-mask::" in line
+    }
+    values = {value for name, value in secrets.items() if "." not in name}
+    if "redis_users.acl" in secrets:
+        values.add(secrets["redis_users.acl"].split("#", 1)[1].split()[0])
+    assert values <= masked and "" not in masked
+    said = [line for line in result.stdout.splitlines() if not line.startswith("::add-mask::")]
+    assert not [line for line in said if any(value in line for value in values)], "a secret in the log"
+    settings = (clone / "config" / ".env").read_text().splitlines()
+    email = next(line for line in settings if line.startswith("FIRST_ADMIN_EMAIL="))
+    assert github_env.read_text().splitlines() == [
+        f"E2E_ADMIN_EMAIL={email.split('=', 1)[1]}",
+        f"E2E_ADMIN_PASSWORD={secrets['first_admin_password']}",
+    ]
+
+
 def test_production_promotes_the_images_staging_pushed(project) -> None:
     answers, dest = project
     jobs = yaml.safe_load((dest / WORKFLOW).read_text())["jobs"]

@@ -117,6 +117,21 @@ def test_secrets_survive_every_update(project) -> None:
         commit_all(project, f"update to {ref}")
 
 
+def test_an_update_adds_the_new_services_secret_and_changes_no_other(project) -> None:
+    """The generator runs after the update: it makes only what is missing (a new API's role password)."""
+    folder = project / "config/secrets"
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    (folder / "redis_users.acl").unlink()  # lost by hand: made again from the kept password
+    billing = {"name": "billing", "kind": "fastapi", "port": 8100}
+    services = yaml.safe_dump([*DEFAULT_SERVICES, billing], default_flow_style=True).strip()
+    result = copier_update_cli(project, "--vcs-ref=v2", f"--data=services={services}")
+    assert result.returncode == 0, result.stderr
+    after = {path.name: path.read_bytes() for path in folder.iterdir()}
+    assert set(after) == {*before, "billing_db_password"}
+    assert {name: after[name] for name in before} == before
+    assert len(after["billing_db_password"]) == 32 and after["billing_db_password"] not in before.values()
+
+
 # Lines a user may add outside the blocks; YAML comments keep every file valid.
 comment_text = st.text(
     alphabet=st.characters(codec="ascii", categories=["L", "N"]) | st.sampled_from(" -_.:"), max_size=30
