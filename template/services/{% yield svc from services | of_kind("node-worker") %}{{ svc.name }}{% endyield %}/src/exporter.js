@@ -135,10 +135,16 @@ const FINAL_NAME = new RegExp(`^(${UUID})\\.(?:csv|json)$`);
 const TEMP_NAME = new RegExp(`^\\.(${UUID})\\.(?:csv|json)\\.[0-9a-f]{12}\\.tmp$`);
 
 /**
+ * @typedef {object} ExportFileName
+ * @property {string} jobId
+ * @property {boolean} temporary
+ */
+
+/**
  * Which job a file in EXPORTS_DIR belongs to, if it is one of ours at all: a
  * published `<job_id>.<format>` or a temporary file of tempName.
  * @param {string} name
- * @returns {{ jobId: string, temporary: boolean } | null}
+ * @returns {ExportFileName | null}
  */
 export function exportFileOf(name) {
   const final = FINAL_NAME.exec(name);

@@ -83,10 +83,15 @@ async function listFolder(dir) {
  */
 
 /**
+ * @typedef {object} Sweeper
+ * @property {() => Promise<void>} stop
+ */
+
+/**
  * Sweep now and then every `retentionSweepSeconds`, one sweep at a time. A failed
  * sweep is logged and tried again at the next tick; it never stops the worker.
  * @param {RetentionOptions} options
- * @returns {{ stop: () => Promise<void> }} stop() waits for a sweep in progress.
+ * @returns {Sweeper} stop() waits for a sweep in progress.
  */
 export function startRetention({ pool, config, log }) {
   const sweep = async () => {
