@@ -63,9 +63,13 @@ class PasswordHasher:
         self._dummy: bytes | None = None
         self._tasks: set[asyncio.Task] = set()
 
-    async def _bounded(self, function: Callable[..., T], *args: object) -> T:
+    def ensure_free(self) -> None:
+        """Raise `PasswordChecksBusy` now if a check would be refused: a cheap early 503."""
         if self.running >= self.max_concurrent:
             raise PasswordChecksBusy
+
+    async def _bounded(self, function: Callable[..., T], *args: object) -> T:
+        self.ensure_free()
         self.running += 1
         task = asyncio.create_task(self._in_thread(function, *args))
         self._tasks.add(task)

@@ -109,6 +109,7 @@ async def _login_limits(ctx: AppContext, request: Request, email: str) -> None:
 async def login(
     body: LoginRequest, request: Request, response: Response, ctx: Ctx, session: SessionDep
 ) -> TokenResponse:
+    ctx.hasher.ensure_free()  # refused before it costs a Redis or PostgreSQL round trip
     await _login_limits(ctx, request, body.email)
     user = await session.scalar(select(User).where(User.email == body.email))
     # Always run bcrypt (against a dummy hash for unknown e-mails): same timing either way.
