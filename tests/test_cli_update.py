@@ -97,7 +97,7 @@ def test_broken_markers_are_named_and_nothing_is_touched(project) -> None:
     checked = run("check", str(project))
     assert checked.exit_code == 1
     assert "block BACKING_SERVICES: begun at line" in checked.output
-    assert "has no end before block VOLUMES begins here" in checked.output
+    assert "has no end before block SECRETS begins here" in checked.output
     refused = run("update", "-C", str(project), "--vcs-ref", "v2")
     assert refused.exit_code == 1
     assert "fix the markers first: docker-compose.yml:" in refused.output
@@ -112,9 +112,9 @@ def test_add_service_renders_folder_compose_entries_devcontainer_and_docs(projec
     base = (project / "docker-compose.yml").read_text()
     assert "  billing:\n" in base and 'PORT: "8001"' in base  # 8000 is taken by api
     assert "| billing | fastapi | 8001 |" in (project / "README.md").read_text()
-    assert (
-        'CREATE DATABASE "billing";' in (project / "config/postgres/init/01-create-databases.sql").read_text()
-    )
+    roles = (project / "config/postgres/init/10-app-roles.sh").read_text()
+    assert "CREATE DATABASE billing OWNER billing_user" in roles
+    assert (project / "config/secrets/billing_db_password").is_file()
     assert run("check", str(project)).exit_code == 0
 
 

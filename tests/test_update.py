@@ -101,7 +101,7 @@ def test_update_adds_service_changes_port_and_image_and_keeps_user_edits(project
     assert "  admin:\n" in base and "stackplate.kind: react-vite" in base and "start_period: 25s" in base
     assert "image: postgres:17.7-alpine3.22" in base
     assert base.startswith(edited["docker-compose.yml"][:200]) and "name: my-shop\n" in base
-    assert '"15432:5432"' in (project / "docker-compose.development.yml").read_text()
+    assert '"127.0.0.1:15432:5432"' in (project / "docker-compose.development.yml").read_text()
     assert (project / "services/admin/Dockerfile").is_file()
     assert (project / "config/.env").read_bytes() == secrets_before
 
