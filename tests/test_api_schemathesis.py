@@ -12,14 +12,15 @@ import copier
 import pytest
 
 from stackplate.backing import create_database
-from stackplate.native import dotenv, running_api
+from stackplate.native import dotenv, project_secret, running_api
 
 pytestmark = pytest.mark.backing
 
 
 def admin_token(api_url: str, project: Path) -> str:
-    env = dotenv(project / "config/.env")
-    body = json.dumps({"email": env["FIRST_ADMIN_EMAIL"], "password": env["FIRST_ADMIN_PASSWORD"]}).encode()
+    email = dotenv(project / "config/.env")["FIRST_ADMIN_EMAIL"]
+    password = project_secret(project, "first_admin_password", "FIRST_ADMIN_PASSWORD")
+    body = json.dumps({"email": email, "password": password}).encode()
     request = urllib.request.Request(
         f"{api_url}/api/v1/auth/login", data=body, headers={"content-type": "application/json"}
     )

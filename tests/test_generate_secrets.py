@@ -31,7 +31,13 @@ PASSWORDS = {
     "rabbitmq_password",
     "pgadmin_password",
 }
-DERIVED = {"redis_users.acl", "rabbitmq_default_user.conf"}
+DERIVED = {
+    "redis_users.acl",
+    "rabbitmq_default_user.conf",
+    "dev_tests_postgres.env",
+    "dev_tests_redis.env",
+    "dev_tests_rabbitmq.env",
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +74,12 @@ def assert_consistent(files: dict[str, str]) -> None:
     assert files["redis_users.acl"] == f"user default on #{digest} ~* &* +@all\n"
     rabbit = files["rabbitmq_default_user.conf"]
     assert f"\ndefault_user = app\ndefault_pass = {files['rabbitmq_password']}\n" in rabbit
+    postgres_url = f"postgresql://app:{files['postgres_password']}@postgres:5432/postgres"
+    assert files["dev_tests_postgres.env"] == f"TEST_DATABASE_URL={postgres_url}\n"
+    rabbitmq_url = f"amqp://app:{files['rabbitmq_password']}@rabbitmq:5672/"
+    assert files["dev_tests_rabbitmq.env"] == f"TEST_RABBITMQ_URL={rabbitmq_url}\n"
+    redis_url = f"redis://:{files['redis_password']}@redis:6379/0"
+    assert files["dev_tests_redis.env"] == f"TEST_REDIS_URL={redis_url}\n"
 
 
 def assert_nothing_printed_is_secret(result: subprocess.CompletedProcess, files: dict[str, str]) -> None:
@@ -106,16 +118,23 @@ def test_existing_files_are_never_overwritten(project) -> None:
     folder = project / "config" / "secrets"
     (folder / "jwt_secret_key").write_text("mine")
     (folder / "redis_password").write_text("my-redis-password")
-    for name in ("postgres_password", "redis_users.acl", "rabbitmq_default_user.conf"):
+    for name in (
+        "postgres_password",
+        "dev_tests_postgres.env",
+        "redis_users.acl",
+        "rabbitmq_default_user.conf",
+    ):
         (folder / name).unlink()
-    kept = files_of(project)
+    # Kept byte for byte: every file but the dev tests' URLs, which follow their passwords.
+    kept = {name: text for name, text in files_of(project).items() if not name.startswith("dev_tests_")}
     result = run(project)
     assert result.returncode == 0, result.stderr
     after = files_of(project)
     assert {name: after[name] for name in kept} == kept
     assert set(after) == PASSWORDS | DERIVED
     assert_consistent(after)  # the ACL made from the password that was kept
-    assert "created postgres_password, redis_users.acl, rabbitmq_default_user.conf" in result.stdout
+    created = "created postgres_password, dev_tests_postgres.env, dev_tests_redis.env, redis_users.acl, rabbitmq_default_user.conf"
+    assert created in result.stdout
     # Nothing missing: nothing changes, nothing is said.
     again = run(project)
     assert again.returncode == 0 and again.stdout == "" and again.stderr == ""
@@ -133,6 +152,7 @@ def test_a_missing_rabbitmq_password_is_taken_from_the_broker_file(project) -> N
 def test_an_acl_without_its_password_is_refused(project) -> None:
     """Redis keeps only the hash: a new password would lock the clients out, so say so instead."""
     (project / "config" / "secrets" / "redis_password").unlink()
+    (project / "config" / "secrets" / "dev_tests_redis.env").unlink()  # it holds it in clear
     before = files_of(project)
     result = run(project)
     assert result.returncode == 1
@@ -149,7 +169,7 @@ def test_rotate_replaces_one_secret_and_what_is_made_from_it(project) -> None:
     assert after["redis_password"] != before["redis_password"]
     assert after["redis_users.acl"] != before["redis_users.acl"]
     assert_consistent(after)
-    unchanged = set(before) - {"redis_password", "redis_users.acl"}
+    unchanged = set(before) - {"redis_password", "redis_users.acl", "dev_tests_redis.env"}
     assert {n: after[n] for n in unchanged} == {n: before[n] for n in unchanged}
     assert_nothing_printed_is_secret(result, after)
     assert result.stdout.count("\n") == 1 and "restart redis" in result.stdout

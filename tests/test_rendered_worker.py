@@ -18,7 +18,7 @@ from matrix import MATRIX, services_of
 from reports import junit_counts, node_test_env
 
 from stackplate.backing import create_database
-from stackplate.native import dotenv, npm_ci, run_checked, running_api, running_worker
+from stackplate.native import dotenv, npm_ci, project_secret, run_checked, running_api, running_worker
 
 pytestmark = pytest.mark.backing
 
@@ -58,7 +58,8 @@ def test_rendered_worker_suite_passes(answers_name, template_copy, tmp_path, bac
 def test_export_from_api_through_worker_to_download(template_copy, tmp_path, backing) -> None:
     """POST /exports, the worker builds it, the browser's SSE stream sees it done, the download holds the rows."""
     project = render(template_copy, tmp_path / "project", {})
-    secrets = dotenv(project / "config" / ".env")
+    email = dotenv(project / "config" / ".env")["FIRST_ADMIN_EMAIL"]
+    password = project_secret(project, "first_admin_password", "FIRST_ADMIN_PASSWORD")
     database = create_database(backing.postgres, "export_e2e")
     exports = tmp_path / "exports"
     # Own queue and exchange names: the RabbitMQ server is shared with other tests.
@@ -69,7 +70,7 @@ def test_export_from_api_through_worker_to_download(template_copy, tmp_path, bac
         ) as api,
         running_worker(project, "worker", backing, database, exports, tmp_path, names),
     ):
-        token = login(api.url, secrets["FIRST_ADMIN_EMAIL"], secrets["FIRST_ADMIN_PASSWORD"])
+        token = login(api.url, email, password)
         for number in range(3):
             user = {
                 "email": f"u{number}@example.com",

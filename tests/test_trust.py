@@ -8,7 +8,7 @@ from conftest import copier_cli
 def test_copy_without_trust_stops_with_copiers_message(template_copy, tmp_path) -> None:
     result = copier_cli("copy", "--defaults", str(template_copy), "out", cwd=tmp_path)
     assert result.returncode != 0
-    assert "Template uses potentially unsafe feature: jinja_extensions." in result.stderr
+    assert "Template uses potentially unsafe features: jinja_extensions, tasks." in result.stderr
     assert "--trust" in result.stderr
     assert not (tmp_path / "out").exists()
 

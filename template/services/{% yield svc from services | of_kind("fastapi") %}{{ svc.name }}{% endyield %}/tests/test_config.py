@@ -9,9 +9,12 @@ SECRET = "s" * 32
 
 
 def settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
+    # What a container running the service sets (a dev container runs these tests too).
     for name in (
         "DATABASE_URL", "REDIS_URL", "RABBITMQ_URL", "RABBITMQ_HOST", "SERVICE_NAME",
         "EXPORT_QUEUE", "EVENTS_EXCHANGE", "POSTGRES_PASSWORD", "POSTGRES_USER",
+        "POSTGRES_HOST", "POSTGRES_PORT", "DATABASE_NAME", "RABBITMQ_DEFAULT_USER",
+        "RABBITMQ_DEFAULT_PASS", "REDIS_PASSWORD", "TRUSTED_PROXIES", "CORS_ORIGINS",
     ):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     env.setdefault("JWT_SECRET_KEY", SECRET)
