@@ -11,6 +11,7 @@ SIGTERM; afterwards no container, network or anonymous volume of it remains.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -410,13 +411,25 @@ def process_uid(pid: int) -> int:
     raise AssertionError(f"no Uid line for {pid}")
 
 
-def export_jobs(project: Path, count: int) -> None:
-    """Queue ``count`` export jobs as the first admin, through the API's published port."""
+def export_jobs(project: Path, count: int, deadline: float = 120.0) -> None:
+    """Queue ``count`` export jobs as the first admin, through the API's published port.
+
+    A user may have only EXPORT_MAX_ACTIVE_PER_USER jobs queued or running at once:
+    when the API answers 429, wait (polling, with a deadline) until the workers
+    have finished one, then queue the next.
+    """
     booted = json.loads((project / ".stackplate" / "boot.json").read_text())
     api = booted["services"]["api"]["url"]
     token = login(api, booted["admin"]["email"], booted["admin"]["password"])
-    for _ in range(count):
-        call(f"{api}/api/v1/exports", "POST", {"format": "csv"}, token)
+    queued, give_up = 0, time.monotonic() + deadline
+    while queued < count:
+        try:
+            call(f"{api}/api/v1/exports", "POST", {"format": "csv"}, token)
+            queued += 1
+        except urllib.error.HTTPError as error:
+            if error.code != 429 or time.monotonic() > give_up:
+                raise
+            time.sleep(0.2)  # a poll interval: the next attempt checks again
 
 
 # --------------------------------------------------------------------------- renamed services
