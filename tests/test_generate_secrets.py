@@ -18,19 +18,11 @@ from pathlib import Path
 
 import pytest
 from conftest import render
+from test_secrets import SECRET_FILES
 
 SCRIPT = "scripts/generate_secrets.py"
-# The default project's files: the passwords, and the two files made from them.
-PASSWORDS = {
-    "postgres_password",
-    "api_db_password",
-    "worker_db_password",
-    "jwt_secret_key",
-    "first_admin_password",
-    "redis_password",
-    "rabbitmq_password",
-    "pgadmin_password",
-}
+# The default project's files: the passwords (as test_secrets lists them), and the files made from them.
+PASSWORDS = set(SECRET_FILES)
 DERIVED = {
     "redis_users.acl",
     "rabbitmq_default_user.conf",
