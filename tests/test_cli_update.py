@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-from updating import commit_all, edit, git, versioned_template
+from updating import commit_all, edit, git, render_committed, versioned_template
 
 from stackplate.cli import app
 
@@ -182,3 +183,43 @@ def test_remove_the_api_a_frontend_needs_is_refused(project) -> None:
     assert result.exit_code == 1
     assert "Validation error for question 'services'" in result.output
     assert is_clean(project)
+
+
+def relative_project(template: Path, folder: Path, monkeypatch) -> Path:
+    """``copier copy tpl project`` run in ``folder``, as a user types it: ``_src_path: tpl``."""
+    shutil.copytree(template, folder / "tpl", symlinks=True)
+    monkeypatch.chdir(folder)
+    project = render_committed(Path("tpl"), Path("project"))
+    assert "_src_path: tpl\n" in (project / ".copier-answers.yml").read_text()
+    return folder / project
+
+
+def test_a_relative_template_path_is_found_from_inside_the_project(template, tmp_path, monkeypatch) -> None:
+    project = relative_project(template, tmp_path, monkeypatch)
+    monkeypatch.chdir(project)
+    checked = run("check")
+    assert checked.exit_code == 0, checked.output
+    updated = run("update", "--vcs-ref", "v2")
+    assert updated.exit_code == 0, updated.output
+    assert "start_period: 25s" in (project / "docker-compose.yml").read_text()
+    assert "_src_path: tpl\n" in (project / ".copier-answers.yml").read_text()
+
+
+def test_a_template_path_that_is_gone_is_named_with_the_fix(template, tmp_path, monkeypatch) -> None:
+    project = relative_project(template, tmp_path, monkeypatch)
+    (tmp_path / "tpl").rename(tmp_path / "moved")
+    monkeypatch.chdir(project)
+    for command in (["check"], ["update", "--vcs-ref", "v2"]):
+        result = run(*command)
+        assert result.exit_code == 1, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1, result.output
+        assert "_src_path 'tpl' is not a template folder (tried " in lines[0]
+        assert str(tmp_path / "tpl") in lines[0] and str(project / "tpl") in lines[0]
+        assert "pass --template PATH, or set _src_path in .copier-answers.yml" in lines[0]
+        assert is_clean(project)
+    moved = run("check", "--template", str(tmp_path / "moved"))
+    assert moved.exit_code == 0, moved.output
+    missing = run("check", "--template", "nowhere")
+    assert missing.exit_code == 1
+    assert f"--template nowhere: no template folder at {project / 'nowhere'}" in missing.output

@@ -50,17 +50,22 @@ def docs_problems(project: Path) -> list[str]:
         sys.modules.pop(name, None)
 
 
-def check_project(project: Path, reference: Path | None = None) -> list[str]:
+def check_project(
+    project: Path, reference: Path | None = None, template: str | Path | None = None
+) -> list[str]:
     """Every problem found, one line each; empty when the project is in sync.
 
     Markers well formed; every block equal to what the recorded answers render
     with the recorded template version (``reference``, a render of exactly
     that, when the caller has one); the compose combinations valid; the
     docs in step with the compose files (``scripts/check_docs.py``).
+    ``template`` replaces the recorded template source.
     """
     problems = marker_problems(project)
     if not problems:
-        render = contextlib.nullcontext(reference) if reference else reference_render(project)
+        render = (
+            contextlib.nullcontext(reference) if reference else reference_render(project, template=template)
+        )
         with render as rendered:
             problems += [str(drift) for drift in block_drift(project, rendered)]
     problems += compose.problems(project)

@@ -56,10 +56,11 @@ def new(
     destination: Annotated[Path, typer.Argument(help="Folder to create the project in")],
     data: Annotated[
         list[str] | None,
-        typer.Option("--data", "-d", help="An answer as KEY=VALUE (YAML); repeatable"),
+        typer.Option("--data", "-d", metavar="KEY=VALUE", help="An answer as KEY=VALUE (YAML); repeatable"),
     ] = None,
     template: Annotated[
-        str | None, typer.Option(help="Template path or git URL (default: this stackplate)")
+        str | None,
+        typer.Option(metavar="TEMPLATE", help="Template path or git URL (default: this stackplate)"),
     ] = None,
 ) -> None:
     """Render a new project: ``copier copy`` with every answer not given at its default."""
@@ -103,7 +104,7 @@ class Kind(StrEnum):
     react_vite = "react-vite"
 
 
-ProjectDir = Annotated[Path, typer.Option("--project", "-C", help="The project folder")]
+ProjectDir = Annotated[Path, typer.Option("--project", "-C", metavar="DIR", help="The project folder")]
 
 
 def report(result: UpdateResult) -> None:
@@ -124,10 +125,16 @@ def report(result: UpdateResult) -> None:
 @app.command()
 def check(
     project: Annotated[Path, typer.Argument(help="A rendered project folder")] = Path("."),
+    template: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TEMPLATE", help="Template path or git URL (default: _src_path in .copier-answers.yml)"
+        ),
+    ] = None,
 ) -> None:
     """Markers well formed, blocks equal to what the answers render, compose files valid."""
     try:
-        problems = check_project(project)
+        problems = check_project(project, template=template)
     except (ProjectError, ComposeError) as error:
         fail(str(error))
     for problem in problems:
@@ -141,7 +148,8 @@ def check(
 def update(
     project: ProjectDir = Path("."),
     vcs_ref: Annotated[
-        str | None, typer.Option(help="Template version (git tag or commit); default the newest")
+        str | None,
+        typer.Option(metavar="REF", help="Template version (git tag or commit); default the newest"),
     ] = None,
     force: Annotated[
         bool, typer.Option(help="Regenerate blocks even where they were edited by hand")
@@ -154,7 +162,7 @@ def update(
 @app.command("add-service")
 def add_service_command(
     name: Annotated[str, typer.Argument(help="Service name (a DNS label)")],
-    kind: Annotated[Kind, typer.Option(help="What the service is")],
+    kind: Annotated[Kind, typer.Option(metavar="KIND", help="What the service is")],
     port: Annotated[int | None, typer.Option(help="Port (default: the next free one)")] = None,
     api: Annotated[str | None, typer.Option(help="The fastapi service a worker or frontend serves")] = None,
     project: ProjectDir = Path("."),
@@ -195,10 +203,11 @@ def boot(
         Engine, typer.Option(help="native: throwaway servers and local processes; docker: compose up")
     ] = Engine.native,
     postgres_url: Annotated[
-        str | None, typer.Option(help="Use this PostgreSQL server (its user may create databases)")
+        str | None,
+        typer.Option(metavar="URL", help="Use this PostgreSQL server (its user may create databases)"),
     ] = None,
-    redis_url: Annotated[str | None, typer.Option(help="Use this Redis server")] = None,
-    rabbitmq_url: Annotated[str | None, typer.Option(help="Use this RabbitMQ server")] = None,
+    redis_url: Annotated[str | None, typer.Option(metavar="URL", help="Use this Redis server")] = None,
+    rabbitmq_url: Annotated[str | None, typer.Option(metavar="URL", help="Use this RabbitMQ server")] = None,
     production: Annotated[
         bool, typer.Option("--production", help="--engine docker: the production file, not development")
     ] = False,
@@ -207,7 +216,11 @@ def boot(
     ] = False,
     leave_out: Annotated[
         list[str] | None,
-        typer.Option("--leave-out", help="--engine docker: a compose service not to start (repeatable)"),
+        typer.Option(
+            "--leave-out",
+            metavar="SERVICE",
+            help="--engine docker: a compose service not to start (repeatable)",
+        ),
     ] = None,
     stand_ins: Annotated[
         bool,
@@ -218,7 +231,10 @@ def boot(
         ),
     ] = False,
     wait_timeout: Annotated[
-        int, typer.Option("--wait-timeout", help="--engine docker: seconds for every healthcheck to pass")
+        int,
+        typer.Option(
+            "--wait-timeout", metavar="SECONDS", help="--engine docker: seconds for every healthcheck to pass"
+        ),
     ] = 300,
 ) -> None:
     """Boot a rendered project and keep it running until Ctrl-C (or SIGTERM).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -38,6 +39,48 @@ def load_answers(project: Path) -> dict[str, Any]:
     if "_src_path" not in answers:
         raise ProjectError(f"{path}: no _src_path; was it written by copier?")
     return answers
+
+
+# What a template source that is not a local folder looks like: a URL, scp-style git, a shortcut.
+_REMOTE_SOURCE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|[\w.-]+@[\w.-]+:|gh:|gl:)")
+
+
+def template_folders(project: Path) -> list[Path]:
+    """Where a relative local ``_src_path`` is looked for, in order.
+
+    ``copier copy tpl proj`` records ``_src_path: tpl`` as given, relative to
+    wherever it ran, and Copier looks for it in the current folder. So: the
+    project folder, the current folder (Copier's choice), and the project's
+    parent (where ``copier copy tpl proj`` usually runs).
+    """
+    folders = [project, Path.cwd(), project.absolute().parent]
+    return list({folder.absolute(): folder.absolute() for folder in folders}.values())
+
+
+def template_source(project: Path, answers: Mapping[str, Any], template: str | Path | None = None) -> str:
+    """The template to render the project from: ``template`` if given, else the recorded ``_src_path``.
+
+    A local path comes back absolute (a relative one looked up in
+    :func:`template_folders`); a URL as it is.
+    """
+    given = template is not None
+    source = str(template if given else answers["_src_path"])
+    if _REMOTE_SOURCE.match(source):
+        return source
+    path = Path(source).expanduser()
+    # A path given on the command line is the user's, relative to where they are.
+    as_given = path.is_absolute() or given
+    candidates = [path.absolute()] if as_given else [folder / path for folder in template_folders(project)]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return str(candidate.resolve())
+    tried = ", ".join(str(candidate) for candidate in candidates)
+    if given:
+        raise ProjectError(f"--template {source}: no template folder at {tried}")
+    raise ProjectError(
+        f"{project / ANSWERS_FILE}: _src_path {source!r} is not a template folder (tried {tried}); "
+        f"pass --template PATH, or set _src_path in {ANSWERS_FILE} to the template's path or git URL"
+    )
 
 
 def user_answers(answers: Mapping[str, Any]) -> dict[str, Any]:
@@ -114,21 +157,23 @@ def conflicted_files(project: Path) -> list[str]:
 
 @contextlib.contextmanager
 def reference_render(
-    project: Path, answers: Mapping[str, Any] | None = None, vcs_ref: str | None = None
+    project: Path,
+    answers: Mapping[str, Any] | None = None,
+    vcs_ref: str | None = None,
+    template: str | Path | None = None,
 ) -> Iterator[Path]:
     """What the template renders for the project, in a temporary folder.
 
-    By default the template version and answers recorded in the project;
-    ``answers`` (whole user answers) and ``vcs_ref`` override them.
+    By default the template, version and answers recorded in the project;
+    ``answers`` (whole user answers), ``vcs_ref`` and ``template`` override them.
     """
     recorded = load_answers(project)
+    source = template_source(project, recorded, template)
     data = user_answers(recorded if answers is None else answers)
     with tempfile.TemporaryDirectory(prefix="stackplate-reference-") as folder:
         destination = Path(folder) / "project"
         try:
-            render_project(
-                destination, data, template=recorded["_src_path"], vcs_ref=vcs_ref or recorded.get("_commit")
-            )
+            render_project(destination, data, template=source, vcs_ref=vcs_ref or recorded.get("_commit"))
         except RenderError as error:
             raise ProjectError(str(error)) from error
         yield destination

@@ -9,7 +9,10 @@ new answers render, and ``stackplate check`` runs.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,8 @@ from stackplate.project import (
     reference_render,
     regenerate_blocks,
     require_clean_git,
+    template_folders,
+    template_source,
     user_answers,
 )
 
@@ -93,20 +98,47 @@ def _refuse_drift(project: Path) -> None:
         )
 
 
-def _copier_update(project: Path, vcs_ref: str | None, data: dict[str, Any]) -> None:
+@contextlib.contextmanager
+def _in_folder_copier_searches(project: Path) -> Iterator[None]:
+    """Copier looks for a relative ``_src_path`` in the current folder: be where it is found.
+
+    ``template_source`` finds it (see ``template_folders``), or says what was
+    tried; the update cannot take another template, since Copier renders the
+    old version from the recorded one.
+    """
+    recorded = load_answers(project)
+    template_source(project, recorded)
+    source = Path(recorded["_src_path"])
+    found_in = [folder for folder in template_folders(project) if (folder / source).is_dir()]
+    before = Path.cwd()
+    if found_in and not source.is_absolute():
+        os.chdir(found_in[0])
     try:
-        copier.run_update(
-            str(project),
-            data=data,
-            defaults=True,
-            overwrite=True,
-            unsafe=True,
-            quiet=True,
-            conflict="inline",
-            vcs_ref=vcs_ref,
-        )
+        yield
+    finally:
+        os.chdir(before)
+
+
+def _copier_update(project: Path, vcs_ref: str | None, data: dict[str, Any]) -> None:
+    project = project.resolve()  # before the folder changes
+    try:
+        with _in_folder_copier_searches(project):
+            _run_copier_update(project, vcs_ref, data)
     except ValueError as error:
         raise ProjectError(str(error).splitlines()[0]) from error
+
+
+def _run_copier_update(project: Path, vcs_ref: str | None, data: dict[str, Any]) -> None:
+    copier.run_update(
+        str(project),
+        data=data,
+        defaults=True,
+        overwrite=True,
+        unsafe=True,
+        quiet=True,
+        conflict="inline",
+        vcs_ref=vcs_ref,
+    )
 
 
 # -------------------------------------------------------------- services
