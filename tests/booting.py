@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from reports import junit_counts
@@ -46,38 +46,101 @@ def alive(pids: set[int]) -> set[int]:
     return running
 
 
+def command_name(pid: int) -> str:
+    """The process's command name (``postgres``, ``redis-server``...), "" once it is gone."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    return ""
+
+
+def boot_file_of(project: Path) -> Path:
+    return project / STATE_DIR / BOOT_FILE
+
+
+class Boot:
+    """``stackplate boot [OPTIONS] PROJECT`` in a subprocess of its own process group.
+
+    Its output goes to a file (a pipe nobody reads would fill up and stall it);
+    ``seen`` collects every process below it while the test polls, and their
+    command names, so a test can tell what it started and that nothing is left.
+    """
+
+    def __init__(self, project: Path, log: Path, *options: str) -> None:
+        self.project, self.log = project, log
+        self.boot_file = boot_file_of(project)
+        self.seen: set[int] = set()
+        self.names: set[str] = set()
+        command = [str(Path(sys.executable).with_name("stackplate")), "boot", *options, str(project)]
+        with log.open("wb") as output:
+            # A session of its own: a terminal's Ctrl-C goes to its whole process group.
+            self.process = subprocess.Popen(
+                command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def look(self) -> None:
+        found = descendants(self.process.pid)
+        self.names |= {command_name(pid) for pid in found - self.seen}
+        self.seen |= found
+
+    def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = BOOT_TIMEOUT) -> None:
+        """Poll ``condition`` (looking at the processes meanwhile) until it holds, with a deadline."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            self.look()
+            assert time.monotonic() < deadline, f"{what}: not after {timeout:.0f} s:\n{self.output()}"
+            time.sleep(0.2)
+        self.look()
+
+    def wait_booted(self) -> dict:
+        """boot.json, once it is there; the boot must still be running."""
+
+        def booted() -> bool:
+            assert self.process.poll() is None, (
+                f"boot exited with {self.process.returncode}:\n{self.output()}"
+            )
+            return self.boot_file.exists()
+
+        self.wait_until(booted, f"no {self.boot_file}")
+        return json.loads(self.boot_file.read_text())
+
+    def wait_exit(self, timeout: float = 300) -> int:
+        self.wait_until(lambda: self.process.poll() is not None, "the boot did not exit", timeout)
+        return self.process.returncode
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        """Signal the boot (if it still runs) and wait for it; its exit code."""
+        if self.process.poll() is None:
+            self.look()
+            self.process.send_signal(signum)
+        try:
+            return self.wait_exit()
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+
+    def assert_left_nothing(self) -> None:
+        assert not self.boot_file.exists(), "boot.json outlived the boot"
+        assert not alive(self.seen), f"left running: {sorted(alive(self.seen))}"
+
+
 @contextlib.contextmanager
 def stackplate_boot(project: Path, log: Path, *options: str) -> Iterator[dict]:
     """``stackplate boot [OPTIONS] PROJECT`` until boot.json appears; SIGTERM it after the block.
 
     After the block: the command exited 0 and none of its processes is left.
     """
-    boot_file = project / STATE_DIR / BOOT_FILE
-    command = [str(Path(sys.executable).with_name("stackplate")), "boot", *options, str(project)]
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-    seen: set[int] = set()
+    boot = Boot(project, log, *options)
     try:
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while not boot_file.exists():
-            seen |= descendants(process.pid)
-            assert process.poll() is None, f"boot exited with {process.returncode}:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"no {boot_file} after {BOOT_TIMEOUT} s:\n{log.read_text()}"
-            time.sleep(0.5)
-        seen |= descendants(process.pid)
-        yield json.loads(boot_file.read_text())
-        seen |= descendants(process.pid)
+        yield boot.wait_booted()
+        boot.look()
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(300)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    assert process.returncode == 0, log.read_text()
-    assert not boot_file.exists(), "boot.json outlived the boot"
-    assert not alive(seen), f"left running: {sorted(alive(seen))}"
+        code = boot.stop()
+    assert code == 0, boot.output()
+    boot.assert_left_nothing()
 
 
 def run_e2e_suite(project: Path, frontend: str, artifacts: Path, venv: Path, scratch: Path) -> None:

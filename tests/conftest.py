@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,26 @@ def _tool_beside_python(name: str) -> str:
     if not found:
         pytest.fail(f"{name} is not installed: pip install the test extras (pip install -e '.[test]')")
     return found
+
+
+def under_ci() -> bool:
+    """Whether ``CI`` is set (``.ci/run`` exports it; GitHub Actions and most CI services set it)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_tool(tool: str, install_hint: str) -> str:
+    """The path of ``tool`` (an absolute path, or a name looked up on PATH).
+
+    Missing, it skips the test with ``install_hint`` on a workstation, but fails it
+    under CI: there every test must run, and a skip would pass in silence.
+    """
+    found = shutil.which(tool)  # a path with a folder is checked as it is
+    if found:
+        return found
+    message = f"{tool} is not installed ({install_hint})"
+    if under_ci():
+        pytest.fail(f"{message}; CI is set, so a missing tool fails the test", pytrace=False)
+    pytest.skip(message)
 
 
 def copier_command() -> str:

@@ -1,26 +1,34 @@
 """``stackplate boot`` boots rendered projects natively; the rendered browser suite passes against them.
 
-Each boot is the real command in a subprocess: throwaway PostgreSQL, Redis and
-RabbitMQ, every app service, then SIGTERM; nothing may be left running. The
-browser suite is the one the project ships in ``e2e/`` (its own CI runs it too),
-driving Debian's chromium; screenshots go to ``test-results/e2e/<render>/``.
+Each boot is the real command in a subprocess (tests/booting.py): throwaway
+PostgreSQL, Redis and RabbitMQ, every app service, then a signal; nothing may be
+left running. The tests judge a boot by its exit code, boot.json and the
+processes it started, and by a product message only where the message is the
+product (the line that names a failed service). The browser suite is the one the
+project ships in ``e2e/`` (its own CI runs it too), driving Debian's chromium;
+screenshots go to ``test-results/e2e/<render>/``.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import copier
 import pytest
-from booting import CHROMIUM, alive, descendants, run_e2e_suite, stackplate_boot
-from conftest import HOST_PORTS, REPO
+from booting import CHROMIUM, Boot, run_e2e_suite, stackplate_boot
+from conftest import HOST_PORTS, REPO, require_tool
 from matrix import MATRIX, services_of
 
-pytestmark = [pytest.mark.backing, HOST_PORTS]
+pytestmark = [pytest.mark.backing, pytest.mark.slow, HOST_PORTS]
 
 
 def render(template: Path, destination: Path, answers: dict) -> Path:
@@ -33,11 +41,13 @@ def status(url: str) -> int:
         return response.status
 
 
-@pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)"
-)
+def lines(text: str) -> list[str]:
+    return text.splitlines()
+
+
 @pytest.mark.parametrize("answers_name", ["defaults", "two-apis-two-workers"])
 def test_booted_project_passes_its_browser_suite(answers_name, template_copy, tmp_path, e2e_venv) -> None:
+    require_tool(CHROMIUM, "apt-get install chromium")
     project = render(template_copy, tmp_path / "project", MATRIX[answers_name])
     artifacts = REPO / "test-results" / "e2e" / answers_name
     shutil.rmtree(artifacts, ignore_errors=True)
@@ -57,25 +67,109 @@ def test_booted_project_passes_its_browser_suite(answers_name, template_copy, tm
     assert f"open {frontend_url} and sign in as {booted['admin']['email']}" in printed, printed
 
 
+@pytest.mark.parametrize("answers_name", ["no-redis", "minimal"])
+def test_boot_with_backing_services_off(answers_name, template_copy, tmp_path) -> None:
+    answers = MATRIX[answers_name]
+    project = render(template_copy, tmp_path / "project", answers)
+    with stackplate_boot(project, tmp_path / "boot.log") as booted:
+        assert set(booted["services"]) == {s["name"] for s in services_of(answers)}
+        for service in booted["services"].values():
+            assert status(service["url"] + "/health") == 200, service
+        assert booted["backing"]["redis"] is None
+        assert (booted["backing"]["rabbitmq"] is None) == (answers.get("rabbitmq") is False)
+        assert booted["backing"]["postgres"]
+
+
+def test_boot_takes_another_port_when_the_answer_is_taken(template_copy, tmp_path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        answers = {**MATRIX["minimal"], "services": [{"name": "api", "kind": "fastapi", "port": taken}]}
+        project = render(template_copy, tmp_path / "project", answers)
+        with stackplate_boot(project, tmp_path / "boot.log") as booted:
+            api = booted["services"]["api"]
+            port = urlsplit(api["url"]).port
+            assert api["answer_port"] == taken and port != taken, api
+            assert status(api["url"] + "/health") == 200
+    assert f"boot: api: port {taken} is taken here, using {port}" in lines(
+        (tmp_path / "boot.log").read_text()
+    )
+
+
+def test_boot_names_a_service_that_dies_after_start_up_and_stops_the_rest(template_copy, tmp_path) -> None:
+    project = render(template_copy, tmp_path / "project", MATRIX["minimal"])
+    boot = Boot(project, tmp_path / "boot.log")
+    try:
+        boot.wait_booted()
+        api = service_leader(boot, project / "services" / "api")
+        os.killpg(api, signal.SIGKILL)  # as the OOM killer would
+        assert boot.wait_exit(120) == 1, boot.output()
+    finally:
+        boot.stop()
+    assert f"stackplate: api exited with {-signal.SIGKILL}:" in lines(boot.output()), boot.output()
+    assert "postgres" in boot.names  # a throwaway server ran, and was stopped
+    boot.assert_left_nothing()
+
+
+def service_leader(boot: Boot, service_dir: Path) -> int:
+    """The process that leads an app service's process group: its cwd is the service's folder."""
+    boot.look()
+    for pid in boot.seen:
+        try:
+            if os.getsid(pid) == pid and Path(os.readlink(f"/proc/{pid}/cwd")) == service_dir:
+                return pid
+        except OSError:
+            continue
+    raise AssertionError(f"no process runs in {service_dir}")
+
+
+@pytest.mark.parametrize(
+    ("moment", "stop"),
+    [
+        # A terminal's Ctrl-C: SIGINT to the whole foreground process group.
+        ("boot: installing: ", lambda pid: os.killpg(pid, signal.SIGINT)),
+        ("boot: api: starting", lambda pid: os.killpg(pid, signal.SIGINT)),
+        # A process manager's stop: SIGTERM to the boot process alone.
+        ("boot: api: starting", lambda pid: os.kill(pid, signal.SIGTERM)),
+    ],
+    ids=["ctrl-c-installing", "ctrl-c-starting", "sigterm-starting"],
+)
+def test_a_stop_during_start_up_stops_everything(moment, stop, template_copy, tmp_path) -> None:
+    project = render(template_copy, tmp_path / "project", MATRIX["minimal"])
+    boot = Boot(project, tmp_path / "boot.log")
+    try:
+        boot.wait_until(lambda: any(line.startswith(moment) for line in lines(boot.output())), moment)
+        assert not boot.boot_file.exists(), "booted already: too late for this test"
+        stop(boot.process.pid)
+        assert boot.wait_exit(120) == 0, boot.output()
+    finally:
+        boot.stop()
+    assert lines(boot.output())[-1] == "boot: stopped; nothing left running", boot.output()
+    assert "postgres" in boot.names
+    boot.assert_left_nothing()
+
+
 @pytest.mark.parametrize("given_postgres", [False, True], ids=["throwaway-postgres", "given-postgres"])
 def test_boot_names_a_service_that_fails_to_start(given_postgres, template_copy, tmp_path, backing) -> None:
     project = render(template_copy, tmp_path / "project", MATRIX["minimal"])
     main = project / "services" / "api" / "app" / "main.py"
     main.write_text(main.read_text() + '\nraise RuntimeError("broken on purpose")\n')
-    command = [str(Path(sys.executable).with_name("stackplate")), "boot", str(project)]
-    if given_postgres:
-        command += ["--postgres-url", backing.postgres]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    seen: set[int] = set()
-    while process.poll() is None:
-        seen |= descendants(process.pid)
-    output = process.communicate(timeout=60)[0]
-    assert process.returncode == 1, output
-    assert "api exited with" in output and "broken on purpose" in output, output
-    if given_postgres:  # the API got as far as migrating on the given server, and none was started
-        assert "using the given postgres" in output and "throwaway" not in output, output
-    assert not (project / ".stackplate" / "boot.json").exists()
-    assert not alive(seen), f"left running: {sorted(alive(seen))}"
+    options = ["--postgres-url", backing.postgres] if given_postgres else []
+    boot = Boot(project, tmp_path / "boot.log", *options)
+    try:
+        assert boot.wait_exit(600) == 1, boot.output()
+    finally:
+        boot.stop()
+    printed = lines(boot.output())
+    failure = [line for line in printed if line.startswith("stackplate: ")]
+    assert len(failure) == 1 and re.fullmatch(
+        r"stackplate: api exited with \d+ before it was healthy:", failure[0]
+    ), boot.output()
+    assert "RuntimeError: broken on purpose" in printed, boot.output()  # the end of its log
+    # The API got as far as migrating on the given server, and no server was started.
+    assert ("postgres" in boot.names) is not given_postgres, sorted(boot.names)
+    boot.assert_left_nothing()
 
 
 def test_boot_with_docker_engine_says_there_is_none(template_copy, tmp_path) -> None:
@@ -89,5 +183,5 @@ def test_boot_with_docker_engine_says_there_is_none(template_copy, tmp_path) -> 
         check=False,
     )
     assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "no Docker engine answers" in lines[0], result.stderr
+    printed = lines(result.stderr.strip())
+    assert len(printed) == 1 and "no Docker engine answers" in printed[0], result.stderr

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import render
+from conftest import render, require_tool
 from test_secrets import SECRET_FILES
 
 SCRIPT = "scripts/generate_secrets.py"
@@ -183,8 +183,7 @@ def unprivileged(project: Path) -> tuple[Path, list[str]]:
     """
     if os.geteuid() != 0:
         return project, [sys.executable]
-    if not shutil.which("setpriv"):
-        pytest.skip("running as root, and setpriv (util-linux) is not there to drop to nobody")
+    setpriv = require_tool("setpriv", "apt-get install util-linux: as root it drops the script to nobody")
     place = Path(tempfile.mkdtemp(prefix="generate-secrets-"))
     place.chmod(0o755)
     (place / "scripts").mkdir(mode=0o755)
@@ -193,7 +192,7 @@ def unprivileged(project: Path) -> tuple[Path, list[str]]:
     shutil.copytree(project / "config" / "secrets", place / "config" / "secrets")
     (place / "config").chmod(0o755)
     python = "/usr/bin/python3"  # the standard library is all it needs
-    return place, ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python]
+    return place, [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", python]
 
 
 def test_an_unwritable_folder_fails_in_one_line_and_leaves_nothing(project) -> None:

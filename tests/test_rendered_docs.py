@@ -26,6 +26,7 @@ from urllib.parse import quote, urlsplit
 import copier
 import pytest
 import yaml
+from conftest import require_tool
 from matrix import MATRIX, enabled, services_of
 
 from stackplate.answers import app_services
@@ -309,9 +310,7 @@ def test_scripts_are_executable_lint_clean_and_helpful(render) -> None:
         assert done.stdout.startswith("Usage: scripts/" + name)
     minimal = render("minimal")
     assert sorted(p.name for p in (minimal / "scripts").glob("*.sh")) == sorted(SCRIPTS)
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    shellcheck = require_tool("shellcheck", "apt-get install shellcheck")
     libraries = sorted((project / "scripts" / "lib").glob("*.sh"))
     assert [p.name for p in libraries] == ["common.sh", "postgres.sh", "redis.sh"]
     for library in libraries:

@@ -52,6 +52,9 @@ class BootedService:
     kind: str
     url: str  # the health endpoint's base URL for workers
     log: str
+    # The port the answers give it (None: a worker, or --engine docker). When the
+    # native boot found it taken, ``url`` has another port.
+    answer_port: int | None = None
 
 
 @dataclass
@@ -150,10 +153,7 @@ def booted(project: Path, progress: Progress = print) -> Iterator[Booted]:
         secrets = dotenv(project / "config" / ".env")
         result = Booted(
             project=str(project),
-            services={
-                name: BootedService(name, by_name[name]["kind"], r.url, str(r.log))
-                for name, r in running.items()
-            },
+            services={name: _booted_service(by_name[name], r) for name, r in running.items()},
             backing={"postgres": urls.postgres, "redis": urls.redis, "rabbitmq": urls.rabbitmq},
             admin={
                 "email": secrets.get("FIRST_ADMIN_EMAIL", ""),
@@ -164,6 +164,10 @@ def booted(project: Path, progress: Progress = print) -> Iterator[Booted]:
         write_private(boot_file, json.dumps(result.as_json(), indent=2) + "\n")
         stack.callback(boot_file.unlink, missing_ok=True)
         yield result
+
+
+def _booted_service(service: dict[str, Any], running: RunningService) -> BootedService:
+    return BootedService(service["name"], service["kind"], running.url, str(running.log), service.get("port"))
 
 
 def _backing_plan(switches: dict[str, bool]) -> str:

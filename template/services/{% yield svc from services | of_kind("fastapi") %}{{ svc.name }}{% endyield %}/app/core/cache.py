@@ -9,6 +9,10 @@ and a warning is logged at most every 30 seconds, not once per request.
 bumps the version (INCR), which invalidates every list page and item of the
 namespace at once and cannot race with a reader that fetched old rows before
 the write (it stores them under the old version, which nobody reads any more).
+A bump that fails while Redis is away is owed: the writing process applies it
+before its own next read, and retries it every second in the background, so the
+other processes (which know nothing of the write) stop serving the outdated
+entries within about a second of Redis answering again.
 A hit is one round trip: a Lua script reads the version and the entry (and,
 for the ASGI fast path, counts the general rate limit in the same trip).
 """
@@ -18,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -72,6 +78,7 @@ class RedisGate:
         self._down = False
         self._last_warning = 0.0
         self._suppressed = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def enabled(self) -> bool:
@@ -114,7 +121,17 @@ class RedisGate:
         async with asyncio.timeout(self.timeout):
             await self.client.ping()
 
+    def in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``work`` until it ends or the gate closes."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.client is not None:
             await self.client.aclose()
 
@@ -137,6 +154,7 @@ class Cache:
         self.prefix = f"{prefix}cache:"
         self.ttl = ttl
         self._pending: set[str] = set()  # namespaces whose bump failed while Redis was down
+        self._retrying: asyncio.Task[None] | None = None
         self._script = gate.client.register_script(_READ) if gate.client else None
 
     @property
@@ -191,6 +209,28 @@ class Cache:
                     await self._flush_pending()
             except Exception as exc:  # noqa: BLE001
                 self.gate.failed(exc, "cache invalidation")
+        if self._pending and self._retrying is None:
+            self._retrying = self.gate.in_background(self._retry_pending())
+
+    async def _retry_pending(self) -> None:
+        """Apply the owed bumps as soon as Redis answers, whether or not requests come.
+
+        Other processes read the entries these writes outdated: only we can bump them.
+        """
+        try:
+            while self._pending:
+                await asyncio.sleep(self.gate.RETRY_SECONDS)
+                if not self.gate.available:
+                    continue
+                try:
+                    async with asyncio.timeout(self.gate.timeout):
+                        await self._flush_pending()
+                except Exception as exc:  # noqa: BLE001
+                    self.gate.failed(exc, "cache invalidation")
+                else:
+                    self.gate.succeeded()
+        finally:
+            self._retrying = None
 
     async def _flush_pending(self) -> None:
         assert self.gate.client is not None
