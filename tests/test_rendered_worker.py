@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -90,7 +91,7 @@ def test_rendered_worker_suite_passes(answers_name, template_copy, tmp_path, bac
         service_dir = project / "services" / name
         npm_ci(service_dir)
         api = api_of(answers, name)
-        schema_name = f"{answers_name}_{name}_schema".replace("-", "_")
+        schema_name = f"{name.replace('-', '_')}_schema_{secrets.token_hex(3)}"  # <= 54 characters
         schema = schema_database(project, name, api, backing, schema_name, tmp_path / "api-venv")
         env = {
             "DATABASE_URL": backing.postgres,

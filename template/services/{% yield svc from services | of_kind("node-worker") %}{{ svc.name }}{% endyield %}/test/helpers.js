@@ -39,7 +39,7 @@ export function serverUrls() {
  */
 export function schemaDatabase() {
   const name = process.env.WORKER_TEST_SCHEMA_DB ?? "";
-  if (!/^[a-z_][a-z0-9_]{0,40}$/.test(name)) {
+  if (!/^[a-z_][a-z0-9_]{0,53}$/.test(name)) {
     throw new Error(
       `WORKER_TEST_SCHEMA_DB ${name ? `is not a plain database name: ${JSON.stringify(name)}` : "not set"}: ` +
         "name a database on DATABASE_URL's server that the API's migrations built, with the role " +
