@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import subprocess
 import sys
 import urllib.request
@@ -16,6 +18,17 @@ from stackplate.native import dotenv, project_secret, running_api
 
 pytestmark = pytest.mark.backing
 
+# With CI set every run generates the same cases; elsewhere each run tries new ones.
+# Either way the seed is printed and recorded in the JUnit report: SCHEMATHESIS_SEED=<it>
+# repeats a run.
+CI_SEED = 20250101
+
+
+def schemathesis_seed() -> int:
+    if chosen := os.environ.get("SCHEMATHESIS_SEED", "").strip():
+        return int(chosen)
+    return CI_SEED if os.environ.get("CI") else secrets.randbelow(2**31)
+
 
 def admin_token(api_url: str, project: Path) -> str:
     email = dotenv(project / "config/.env")["FIRST_ADMIN_EMAIL"]
@@ -28,7 +41,12 @@ def admin_token(api_url: str, project: Path) -> str:
         return json.load(response)["access_token"]
 
 
-def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(template_copy, tmp_path, backing) -> None:
+def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
+    template_copy, tmp_path, backing, record_testsuite_property
+) -> None:
+    seed = schemathesis_seed()
+    record_testsuite_property("schemathesis_seed", seed)
+    print(f"schemathesis seed: {seed} (SCHEMATHESIS_SEED={seed} repeats this run)")
     project = tmp_path / "project"
     copier.run_copy(str(template_copy), str(project), defaults=True, unsafe=True, quiet=True)
     database = create_database(backing.postgres, "schemathesis_api")
@@ -50,6 +68,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(template_copy
                 "not_a_server_error,response_schema_conformance",
                 "--max-examples",
                 "25",
+                "--seed",
+                str(seed),
                 # The SSE stream never ends by design, and logout would revoke our token.
                 "--exclude-path",
                 "/api/v1/events",
@@ -66,4 +86,15 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(template_copy
             timeout=900,
             cwd=tmp_path,  # schemathesis keeps a cache folder in its working directory
         )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert result.returncode == 0, f"seed {seed}:\n{result.stdout[-6000:]}{result.stderr[-2000:]}"
+
+
+def test_the_seed_is_fixed_with_ci_and_chosen_by_schemathesis_seed(monkeypatch) -> None:
+    monkeypatch.delenv("SCHEMATHESIS_SEED", raising=False)
+    monkeypatch.setenv("CI", "true")
+    assert schemathesis_seed() == schemathesis_seed() == CI_SEED
+    monkeypatch.setenv("SCHEMATHESIS_SEED", "42")
+    assert schemathesis_seed() == 42
+    monkeypatch.delenv("SCHEMATHESIS_SEED")
+    monkeypatch.delenv("CI")
+    assert len({schemathesis_seed() for _ in range(5)}) > 1, "without CI each run tries new cases"

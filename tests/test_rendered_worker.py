@@ -8,17 +8,28 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import secrets
+import sys
 import time
 from pathlib import Path
 
 import copier
 import pytest
+import yaml
 from apiclient import EventStream, call, login
 from matrix import MATRIX, services_of
 from reports import junit_counts, node_test_env
 
-from stackplate.backing import create_database
-from stackplate.native import dotenv, npm_ci, project_secret, run_checked, running_api, running_worker
+from stackplate.backing import create_database, find_binary
+from stackplate.native import (
+    dotenv,
+    npm_ci,
+    project_secret,
+    run_checked,
+    running_api,
+    running_worker,
+)
 
 pytestmark = pytest.mark.backing
 
@@ -35,6 +46,41 @@ def worker_names(answers: dict) -> list[str]:
     return [s["name"] for s in services_of(answers) if s["kind"] == "node-worker"]
 
 
+def api_of(answers: dict, worker: str) -> str:
+    """The API a worker serves: its ``api`` answer, else the first fastapi service (as copier.yml says)."""
+    services = services_of(answers)
+    [spec] = [s for s in services if s["name"] == worker]
+    return spec.get("api") or next(s["name"] for s in services if s["kind"] == "fastapi")
+
+
+def schema_database(project: Path, worker: str, api: str, backing, name: str, venv: Path) -> str:
+    """A database built by the API's own migrations, for the worker's tests to copy (WORKER_TEST_SCHEMA_DB).
+
+    Made by the rendered CI workflow's own step, so that CI and this test build it the same way.
+    """
+    job = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())["jobs"][
+        f"integration-{worker}"
+    ]
+    [step] = [step for step in job["steps"] if step.get("name") == f"The schema, by {api}'s migrations"]
+    assert step["working-directory"] == f"services/{api}"
+    env = {
+        "DATABASE_URL": backing.postgres,
+        "WORKER_TEST_SCHEMA_DB": name,
+        "UV_PROJECT_ENVIRONMENT": str(venv),
+        # uv as this suite has it, and the psql of the PostgreSQL server under test.
+        "PATH": os.pathsep.join(
+            [
+                str(Path(sys.executable).parent),
+                str(Path(find_binary("psql", "postgres")).parent),
+                os.environ["PATH"],
+            ]
+        ),
+    }
+    script = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]]
+    run_checked(script, project / step["working-directory"], env, f"CI step {step['name']!r}")
+    return name
+
+
 @pytest.mark.parametrize("answers_name", RENDERS)
 def test_rendered_worker_suite_passes(answers_name, template_copy, tmp_path, backing) -> None:
     answers = MATRIX[answers_name]
@@ -44,7 +90,15 @@ def test_rendered_worker_suite_passes(answers_name, template_copy, tmp_path, bac
     for name in names:
         service_dir = project / "services" / name
         npm_ci(service_dir)
-        env = {"DATABASE_URL": backing.postgres, "RABBITMQ_URL": backing.rabbitmq, "SERVICE_NAME": name}
+        api = api_of(answers, name)
+        schema_name = f"{name.replace('-', '_')}_schema_{secrets.token_hex(3)}"  # <= 54 characters
+        schema = schema_database(project, name, api, backing, schema_name, tmp_path / "api-venv")
+        env = {
+            "DATABASE_URL": backing.postgres,
+            "RABBITMQ_URL": backing.rabbitmq,
+            "SERVICE_NAME": name,
+            "WORKER_TEST_SCHEMA_DB": schema,
+        }
         run_checked(["npm", "run", "--silent", "lint"], service_dir, env, f"{name}: npm run lint")
         run_checked(["npm", "run", "--silent", "typecheck"], service_dir, env, f"{name}: npm run typecheck")
         report = tmp_path / f"{name}-node-test.xml"

@@ -172,13 +172,43 @@ def make_settings(db_url: str, exports_dir: Path) -> Callable[..., Settings]:
     return make
 
 
+class FakeClock:
+    """The rate limiter's clock in tests: still unless a test moves it.
+
+    Limits count in fixed windows aligned to the clock; on the wall clock a test
+    that crossed a window boundary would see its counts start over (or a
+    Retry-After of 1 s). START is 30 s into a minute and 1830 s into an hour, so
+    a test's hits share one window of any period and Retry-After is exact.
+    """
+
+    START = 1_767_225_600.0 + 1830  # 2026-01-01 00:30:30 UTC
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def limiter_clock(app: FastAPI) -> FakeClock:
+    """The FakeClock that `running` gave the app's rate limiter."""
+    clock = app.state.ctx.limiter.clock
+    assert isinstance(clock, FakeClock), clock
+    return clock
+
+
 @contextlib.asynccontextmanager
 async def running(
     settings: Settings, client_ip: str = "127.0.0.1"
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The app with its lifespan, and an httpx client talking to it in-process."""
+    """The app with its lifespan (its rate limiter on a FakeClock), and an httpx client
+    talking to it in-process."""
     app = create_app(settings)
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        app.state.ctx.limiter.clock = FakeClock()
         transport = httpx.ASGITransport(app=app, client=(client_ip, 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             yield app, c

@@ -1,8 +1,9 @@
 // PostgreSQL: the connection pool, which errors are worth retrying, the export_jobs
 // state changes and the streamed read of what an export holds.
 //
-// The API owns the schema (Alembic). The worker needs exactly: SELECT on users,
-// SELECT, UPDATE and DELETE on export_jobs (DELETE for the retention sweep).
+// The API owns the schema (Alembic). The worker needs exactly: SELECT on users (not
+// hashed_password), SELECT, UPDATE and DELETE on export_jobs (DELETE for the retention
+// sweep): what the API's migration grants its exporter role.
 
 import pg from "pg";
 import Cursor from "pg-cursor";

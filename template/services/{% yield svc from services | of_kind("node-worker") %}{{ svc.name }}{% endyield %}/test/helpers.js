@@ -3,7 +3,7 @@
 
 import { spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -32,6 +32,23 @@ export function serverUrls() {
   return { databaseUrl, rabbitmqUrl };
 }
 
+/**
+ * The database whose schema the tests copy: the API's own migrations built it
+ * (the worker has no schema of its own, so the tests never write one). Unset or
+ * odd, the run fails rather than test against an invented schema.
+ */
+export function schemaDatabase() {
+  const name = process.env.WORKER_TEST_SCHEMA_DB ?? "";
+  if (!/^[a-z_][a-z0-9_]{0,53}$/.test(name)) {
+    throw new Error(
+      `WORKER_TEST_SCHEMA_DB ${name ? `is not a plain database name: ${JSON.stringify(name)}` : "not set"}: ` +
+        "name a database on DATABASE_URL's server that the API's migrations built, with the role " +
+        "<name>_exporter created before them (see the README, Development)",
+    );
+  }
+  return name;
+}
+
 export const randomSuffix = () => randomBytes(4).toString("hex");
 
 /**
@@ -55,27 +72,20 @@ export async function waitFor(check, what, timeoutMs = 10_000) {
 
 // --------------------------------------------------------------------------- PostgreSQL
 
-// Exactly what a project grants the worker's own database role: the worker must
-// get by with these (its queries are tested through such a role).
-const WORKER_GRANTS = [
-  "GRANT SELECT ON users TO %I",
-  "GRANT SELECT, UPDATE, DELETE ON export_jobs TO %I",
-];
-
 /**
- * A new database `worker_test_<random>` with the schema, and a login role with the
- * worker's privileges only; both dropped by drop(). `url` is the admin's (for the
- * test's own set-up and checks), `workerUrl` the limited role's (for the worker).
+ * A new database `worker_test_<random>`, a copy of the schema database (see
+ * schemaDatabase), and a login role that is a member of `<schema>_exporter`: the
+ * role the API's migration grants what workers may do (as in a project, where
+ * each worker's role is a member of its database's exporter role). Both dropped
+ * by drop(). `url` is the admin's (for the test's own set-up and checks),
+ * `workerUrl` the limited role's (for the worker).
  * @param {string} adminUrl
  */
 export async function createTestDatabase(adminUrl) {
+  const schema = schemaDatabase();
   const name = `worker_test_${randomSuffix()}`;
   const role = `${name}_worker`;
   const password = randomBytes(12).toString("hex");
-  await withAdmin(adminUrl, async (admin) => {
-    await admin.query(`CREATE DATABASE ${name}`);
-    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
-  });
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const workerUrl = new URL(url);
@@ -83,20 +93,50 @@ export async function createTestDatabase(adminUrl) {
   workerUrl.password = password;
   const pool = new pg.Pool({ connectionString: url.toString(), max: 4 });
   pool.on("error", () => {}); // a test may terminate backends
-  await pool.query(await readFile(path.join(ROOT, "test", "schema.sql"), "utf8"));
-  for (const grant of WORKER_GRANTS) await pool.query(grant.replace("%I", role));
-  return {
-    url: url.toString(),
-    workerUrl: workerUrl.toString(),
-    pool,
-    async drop() {
-      await pool.end();
-      await withAdmin(adminUrl, async (admin) => {
-        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await admin.query(`DROP ROLE IF EXISTS ${role}`);
-      });
-    },
+  const drop = async () => {
+    await pool.end();
+    await withAdmin(adminUrl, async (admin) => {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+    });
   };
+  try {
+    await withAdmin(adminUrl, async (admin) => {
+      await admin.query(`CREATE DATABASE ${name} TEMPLATE ${schema}`);
+      await admin
+        .query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}' IN ROLE ${schema}_exporter`)
+        .catch((/** @type {any} */ error) => {
+          if (error?.code !== "42704") throw error; // undefined_object: no exporter role
+          throw new Error(
+            `role ${schema}_exporter does not exist: create it, then migrate ${schema}`,
+          );
+        });
+    });
+    await checkMigrated(pool, schema);
+  } catch (error) {
+    await drop(); // a set-up that failed leaves nothing behind
+    throw error;
+  }
+  return { url: url.toString(), workerUrl: workerUrl.toString(), pool, drop };
+}
+
+/**
+ * Fail at once, naming the cause, if the copy lacks the migrations or their grants
+ * (the exporter role created after them): every test would fail less clearly.
+ * @param {pg.Pool} pool
+ * @param {string} schema
+ */
+async function checkMigrated(pool, schema) {
+  const { rows } = await pool.query(
+    `SELECT to_regclass('alembic_version') IS NOT NULL AS migrated,
+            to_regclass('export_jobs') IS NOT NULL
+              AND has_table_privilege($1, 'export_jobs', 'UPDATE') AS granted`,
+    [`${schema}_exporter`],
+  );
+  if (!rows[0].migrated)
+    throw new Error(`${schema} has no alembic_version: run the API's migrations on it first`);
+  if (!rows[0].granted)
+    throw new Error(`${schema}_exporter may not update export_jobs: create it before migrating`);
 }
 
 /**
@@ -270,6 +310,8 @@ export async function blockedBackends(pool, applicationName) {
  * @property {(content: Buffer) => Promise<void>} publishRaw
  * @property {() => Promise<amqp.GetMessage[]>} drainDeadLetters
  * @property {() => Promise<number>} readyCount
+ * @property {() => Promise<number>} consumerCount Consumers of the job queue.
+ * @property {() => Promise<void>} allEventsIn Wait until every event already published is in `events`.
  * @property {() => Promise<void>} close
  */
 
@@ -335,6 +377,17 @@ export async function openBroker(url) {
     },
     async readyCount() {
       return (await channel.checkQueue(queue)).messageCount;
+    },
+    async consumerCount() {
+      return (await channel.checkQueue(queue)).consumerCount;
+    },
+    // A marker sent through the exchange after the events (the workers' publishes are
+    // confirmed, so already queued): once it arrives, so has everything before it.
+    async allEventsIn() {
+      const marker = `marker-${randomSuffix()}`;
+      channel.publish(exchange, "export.marker", Buffer.from(JSON.stringify({ marker })));
+      await channel.waitForConfirms();
+      await waitFor(() => events.some((e) => e.body.marker === marker), "the events marker");
     },
     async close() {
       await channel.deleteQueue(queue).catch(() => {});

@@ -8,7 +8,6 @@ import { once } from "node:events";
 import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 
 import pg from "pg";
 
@@ -720,7 +719,8 @@ describe("failures and shutdown", () => {
     worker.child.kill("SIGTERM");
     await worker.waitForLog((l) => l.msg === "consumer cancelled", "the consumer to be cancelled");
     await s.publish(laterJob); // must stay queued for the next worker
-    await sleep(500);
+    // No consumer left on the queue: nothing can take the later job any more.
+    await waitFor(async () => (await s.broker.consumerCount()) === 0, "no consumer on the queue");
     await lock.release();
 
     const { code } = await worker.exited;
@@ -753,7 +753,10 @@ describe("failures and shutdown", () => {
     await lock.release();
     const second = await s.startWorkerProcess();
     await s.waitForEvent(jobId, "done");
-    await sleep(300); // room for a duplicate to show up
+    // A duplicate could only come from the second worker: once it has stopped (every job
+    // in hand acked) and its events are all in, the counts below are final.
+    await stopWorker(second);
+    await s.broker.allEventsIn();
 
     const row = await getJobRow(db.pool, jobId);
     assert.equal(row.status, "done");
@@ -766,7 +769,6 @@ describe("failures and shutdown", () => {
         (l) => l.job_id === jobId && l.msg === "removed temporary files of an earlier attempt",
       ),
     );
-    await stopWorker(second);
   });
 
   test("health is 503 while the broker connection is down, 200 after reconnecting", async (t) => {

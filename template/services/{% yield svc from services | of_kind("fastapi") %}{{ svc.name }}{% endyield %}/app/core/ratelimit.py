@@ -1,7 +1,9 @@
 """Fixed-window rate limits: shared through Redis, in process memory without it.
 
 A window is ``floor(now / period)``; the counter ``<prefix>rl:<key>:<window>``
-is incremented and expires with its window. When Redis is off or down the
+is incremented and expires with its window. ``now`` comes from the limiter's
+clock, ``time.time`` unless a test gives it another (windows are aligned to the
+clock, so a test on the wall clock could straddle two of them). When Redis is off or down the
 same counting happens in a dict of this process (so limits are then per
 process, not per deployment).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -24,6 +27,9 @@ if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
 
+#: Seconds since the epoch, as time.time() gives them.
+Clock = Callable[[], float]
+
 #: Set in the ASGI scope by whoever already counted the general limit for a request.
 COUNTED = "app.general_limit_counted"
 
@@ -33,8 +39,8 @@ class Window:
 
     __slots__ = ("key", "limit", "now", "reset_at", "ttl")
 
-    def __init__(self, prefix: str, key: str, limit: RateLimit) -> None:
-        self.now = time.time()
+    def __init__(self, prefix: str, key: str, limit: RateLimit, now: float) -> None:
+        self.now = now
         index = int(self.now // limit.seconds)
         self.key = f"{prefix}{key}:{index}"
         self.limit = limit
@@ -49,15 +55,16 @@ class Window:
 
 
 class RateLimiter:
-    def __init__(self, gate: RedisGate, prefix: str) -> None:
+    def __init__(self, gate: RedisGate, prefix: str, clock: Clock = time.time) -> None:
         self.gate = gate
+        self.clock = clock
         self.prefix = f"{prefix}rl:"
         self._script = gate.client.register_script(_HIT) if gate.client else None
         self._memory: dict[str, tuple[int, float]] = {}  # key -> (count, expires at)
         self._next_purge = 0.0
 
     def window(self, key: str, limit: RateLimit) -> Window:
-        return Window(self.prefix, key, limit)
+        return Window(self.prefix, key, limit, self.clock())
 
     async def hit(self, key: str, limit: RateLimit) -> int | None:
         """Count one hit; return None if allowed, else the seconds until the window resets."""

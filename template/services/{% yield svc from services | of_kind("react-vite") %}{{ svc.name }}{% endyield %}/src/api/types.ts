@@ -1,4 +1,5 @@
-// The API's JSON shapes (see the API service's app/schemas).
+// The API's JSON shapes (see the API service's app/schemas). The template's tests check
+// every interface here against the API's OpenAPI schema: keep them in step.
 
 export type Role = "admin" | "user";
 
@@ -21,7 +22,7 @@ export interface Page<T> {
 
 export interface TokenResponse {
   access_token: string;
-  token_type: string;
+  token_type: "bearer";
   expires_in: number;
   /** Null for a browser's sign-in: the refresh token is the httpOnly cookie, out of script's reach. */
   refresh_token: string | null;

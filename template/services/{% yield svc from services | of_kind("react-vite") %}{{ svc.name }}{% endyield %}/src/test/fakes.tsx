@@ -6,7 +6,7 @@ import { vi } from "vitest";
 
 import { App } from "../App";
 import { ApiClient } from "../api/client";
-import type { ExportJob, JobEvent, User } from "../api/types";
+import type { EventsTicket, ExportJob, JobEvent, TokenResponse, User } from "../api/types";
 import type { EventSourceLike } from "../services";
 
 export interface Call {
@@ -66,7 +66,9 @@ export class FakeApi {
   }
 }
 
-export function tokens(accessToken: string) {
+// The factories are typed with types.ts (which is checked against the API's schema):
+// a field the API renamed fails the type check here too.
+export function tokens(accessToken: string): TokenResponse {
   return {
     access_token: accessToken,
     token_type: "bearer",
@@ -138,7 +140,7 @@ export function ticketHandler(): Handler {
   let issued = 0;
   return (call) =>
     call.headers.get("Authorization")?.startsWith("Bearer ")
-      ? json(201, { ticket: `ticket-${++issued}`, expires_in: 30 })
+      ? json(201, { ticket: `ticket-${++issued}`, expires_in: 30 } satisfies EventsTicket)
       : json(401, { detail: "Not authenticated" }, { "WWW-Authenticate": "Bearer" });
 }
 
