@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,37 @@ def _tool_beside_python(name: str) -> str:
 def under_ci() -> bool:
     """Whether ``CI`` is set (``.ci/run`` exports it; GitHub Actions and most CI services set it)."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+# Hypothesis draws from a seed that is always known: --hypothesis-seed, else
+# $HYPOTHESIS_SEED, else a fixed one under CI (the same examples every run) and a
+# fresh one on a workstation. The report header prints it; set on the xdist
+# controller, it reaches the workers with the other options.
+CI_HYPOTHESIS_SEED = "20250101"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("hypothesis_seed", default=None) is None and hasattr(
+        config.option, "hypothesis_seed"
+    ):
+        fresh = str(random.randrange(1 << 32))
+        config.option.hypothesis_seed = os.environ.get("HYPOTHESIS_SEED") or (
+            CI_HYPOTHESIS_SEED if under_ci() else fresh
+        )
+
+
+def _seed_line(config: pytest.Config) -> str:
+    seed = config.getoption("hypothesis_seed", default=None)
+    return f"hypothesis seed: {seed} (repeat a run with --hypothesis-seed={seed} or HYPOTHESIS_SEED={seed})"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return _seed_line(config)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    terminalreporter.write_line(_seed_line(config))  # also under -q, which has no header
 
 
 def require_tool(tool: str, install_hint: str) -> str:
