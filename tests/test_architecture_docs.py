@@ -284,7 +284,8 @@ def stale(block_name: str, found: str, expected: str, page: str = OVERVIEW) -> t
     """The words of a stale-block line: page, block, the first differing line found and expected."""
     return (
         f"{page}:",
-        f": block {block_name} differs from what the compose files generate: found ",
+        f": block {block_name} differs from what the compose files generate",
+        ": found ",
         found,
         f", expected {expected}",
         FIX,

@@ -771,16 +771,29 @@ def stale_problems(project: Path, stack: Stack) -> list[str]:
                 continue
             have, want = blocks[name].body(lines), body.splitlines()
             if have != want:
-                found.append(_first_difference(page, name, blocks[name].begin, have, want))
+                missing = _missing_services(stack, "\n".join(have), body)
+                found.append(_first_difference(page, name, blocks[name].begin, have, want, missing))
     return found
 
 
-def _first_difference(page: str, name: str, begin: int, have: list[str], want: list[str]) -> str:
+def _missing_services(stack: Stack, have: str, want: str) -> list[str]:
+    """The services a fresh generation names and the block does not: the usual cause."""
+
+    def named(service: str, text: str) -> bool:
+        return re.search(rf"(?<![\w.-]){re.escape(service)}(?![\w.-])", text) is not None
+
+    return [service for service in stack.services() if named(service, want) and not named(service, have)]
+
+
+def _first_difference(
+    page: str, name: str, begin: int, have: list[str], want: list[str], missing: list[str]
+) -> str:
     offset = next(i for i in range(max(len(have), len(want))) if have[i : i + 1] != want[i : i + 1])
     found = have[offset] if offset < len(have) else "(end of block)"
     expected = want[offset] if offset < len(want) else "(end of block)"
+    absent = f" (it does not show {', '.join(missing)})" if missing else ""
     return (
-        f"{page}:{begin + 2 + offset}: block {name} differs from what the compose files generate: "
+        f"{page}:{begin + 2 + offset}: block {name} differs from what the compose files generate{absent}: "
         f"found {found.strip()!r}, expected {expected.strip()!r}; {FIX}"
     )
 
