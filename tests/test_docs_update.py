@@ -20,8 +20,18 @@ PARAGRAPH = "\nOur ops team owns the published ports: ask #ops before changing o
 
 
 def v2_smaller_frontends(template: Path) -> None:
-    """v2 lowers the frontends' memory limit (a docs block changes) and rewords prose of the overview."""
-    edit(template / "template/docker-compose.production.yml.jinja", "memory: 512M", "memory: 384M", 1)
+    """v2 lowers memory limits (docs blocks change) and rewords prose of the overview.
+
+    The broker's row is the last of the template's in the resource table, right
+    above the user's service: Copier's merge cannot apply that hunk cleanly.
+    """
+    production = template / "template/docker-compose.production.yml.jinja"
+    edit(production, "memory: 512M", "memory: 384M", 1)
+    edit(
+        production,
+        "memory: 1G\n  {%- endif %}\n  {% endmarker %}",
+        "memory: 768M\n  {%- endif %}\n  {% endmarker %}",
+    )
     edit(
         template / "template/docs/architecture/overview.md.jinja",
         "Internal: the port the service listens on inside the network.",
@@ -49,7 +59,8 @@ def docs_problems(project: Path) -> list[str]:
 def customise(project: Path) -> str:
     """The user's own service and a paragraph of theirs in the overview; the overview's text returned."""
     compose = project / "docker-compose.yml"
-    edit(compose, "  ##<</SERVICES>>\n", "  ##<</SERVICES>>\n  mine:\n    image: busybox:1.36\n", 1)
+    anchor = "  ##<</BACKING_SERVICES>>\n"
+    edit(compose, anchor, anchor + "\n  mine:\n    image: busybox:1.36\n", 1)
     assert write_docs(project)
     edit(project / OVERVIEW, "<!-- <</PORTS>> -->\n", "<!-- <</PORTS>> -->\n" + PARAGRAPH, 1)
     commit_all(project, "my service, my words")
@@ -66,7 +77,8 @@ def assert_fresh_and_kept(project: Path, before: str) -> None:
     )
     assert "Internal: the port a service listens on" in text  # the template's change arrived
     resources = markers.bodies(text, OVERVIEW)["RESOURCES"]
-    assert "| frontend | 1 | 0.5 | 384M |" in resources and "| mine | 1 | - | - |" in resources
+    assert "| frontend | 1 | 0.5 | 384M |" in resources
+    assert "| rabbitmq | 1 | 1 | 768M |\n| mine | 1 | - | - |" in resources
     assert conflicted_files(project) == []
     assert docs_problems(project) == []
 
