@@ -125,7 +125,7 @@ def test_check_docs_passes_on_a_fresh_project(render, name) -> None:
 def test_overview_names_every_service_and_its_ports(render, name) -> None:
     project = render(name)
     text = (project / OVERVIEW).read_text(encoding="utf-8")
-    rows = {line.split("|")[1].strip(): line for line in block(project, "PORTS").splitlines()}
+    rows = {line.split("|")[1].strip(): line for line in block(project, "PORTS").splitlines() if line}
     for combination, services in compose_services(project).items():
         for service, spec in services.items():
             row = rows.get(service)
@@ -312,14 +312,14 @@ DRIFT = {
         [
             stale("DIAGRAMS", "", ""),
             stale("PORTS", "'| ollama |", "'| mailhog | 8025 | 8025 | - | 8025:8025 | 8025:8025 |'"),
-            stale("RESOURCES", "'(end of block)'", "'| mailhog | 1 | - | - |'"),
+            stale("RESOURCES", "found ''", "'| mailhog | 1 | - | - |'"),
             (
                 "docker-compose.yml: production publishes 8025:8025 for mailhog, which is neither a "
                 "frontend nor an API",
             ),
         ],
     ),
-    "volume": (add_volume, [stale("VOLUMES", "'(end of block)'", "'| uploads-data | - | - | - |'")]),
+    "volume": (add_volume, [stale("VOLUMES", "found ''", "'| uploads-data | - | - | - |'")]),
     "subnet": (
         # The docs say Docker picks the subnet (the default); the user fixes one.
         lambda project: edit(

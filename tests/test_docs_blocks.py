@@ -52,7 +52,7 @@ def body(project: Path, name: str, page: str = OVERVIEW) -> str:
 def rows(project: Path, name: str, page: str = OVERVIEW) -> dict[str, str]:
     """A docs table's rows by their first cell (links reduced to their text)."""
     found = {}
-    for line in body(project, name, page).splitlines()[2:]:
+    for line in [line for line in body(project, name, page).splitlines() if line.startswith("|")][2:]:
         first = line.split("|")[1].strip()
         found[first.split("]")[0].lstrip("[")] = line
     return found

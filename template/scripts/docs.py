@@ -692,7 +692,7 @@ def deployment_table(project: Path, stack: Stack, services: list[Service]) -> li
         rows.append(
             [
                 f"{_page_link(project, DEPLOYMENT, service)} ({ROLES[service.role][1]})",
-                _show(_mappings(service.production)),
+                ", ".join(f"`{mapping}`" for mapping in _mappings(service.production)) or "-",
                 str(service.deploy.get("replicas", 1)),
                 f"{limits['cpus']} CPU, {limits['memory']}"
                 if limits != {"cpus": "-", "memory": "-"}
@@ -727,11 +727,20 @@ BLOCKS: dict[str, dict[str, Callable[[Path, Stack, list[Service]], list[str]]]] 
 REQUIRED = {OVERVIEW}
 
 
+def _padded(lines: list[str]) -> str:
+    """The body text: a blank line, the lines, a blank line (as ``splitlines`` reads it back)."""
+    return "\n" + "\n".join(lines) + "\n\n"
+
+
 def generated(project: Path, stack: Stack) -> dict[str, dict[str, str]]:
-    """The body of every docs block, by file and block name."""
+    """The body of every docs block, by file and block name.
+
+    A blank line opens and closes each body: Markdown renderers then read the
+    table or code block apart from the HTML comments of the markers.
+    """
     services = service_model(stack)
     return {
-        page: {name: "\n".join(make(project, stack, services)) for name, make in blocks.items()}
+        page: {name: _padded(make(project, stack, services)) for name, make in blocks.items()}
         for page, blocks in BLOCKS.items()
     }
 
