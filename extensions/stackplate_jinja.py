@@ -93,8 +93,19 @@ class StackFilters(Extension):
             }
         )
         # The secrets are not rendered: scripts/generate_secrets.py makes them (a Copier task).
-        environment.globals.update({"answer_problem": _answer_problem})
+        environment.globals.update(
+            {"answer_problem": _answer_problem, "stackplate_markers_source": _markers_source}
+        )
         _print_validation_errors_on_one_line()
+
+
+def _markers_source() -> str:
+    """The marker module's source, byte for byte: the project's scripts/lib/stackplate_markers.py.
+
+    One source file: the project's docs script parses its blocks with the very
+    rules the template and the CLI use.
+    """
+    return (_SHARED / "markers.py").read_text(encoding="utf-8")
 
 
 def _of_kind(services: Any, kind: str) -> list[dict[str, Any]]:

@@ -112,7 +112,11 @@ def test_add_service_renders_folder_compose_entries_devcontainer_and_docs(projec
     assert (project / ".devcontainer/billing-container/devcontainer.json").is_file()
     base = (project / "docker-compose.yml").read_text()
     assert "  billing:\n" in base and 'PORT: "8001"' in base  # 8000 is taken by api
-    assert "| billing | fastapi | 8001 |" in (project / "README.md").read_text()
+    # The README's service table is written from the compose files (scripts/docs.py).
+    assert (
+        "| [billing](docs/services/billing.md) | API | ./services/billing | 8001:8001 |"
+        in (project / "README.md").read_text()
+    )
     roles = (project / "config/postgres/init/10-app-roles.sh").read_text()
     assert "CREATE DATABASE billing OWNER billing_user" in roles
     assert (project / "config/secrets/billing_db_password").is_file()

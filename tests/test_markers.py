@@ -140,3 +140,102 @@ def test_normalised_body_puts_one_blank_line_between_multi_line_entries() -> Non
         "  c:",
         "  d:",
     ]
+
+
+# ------------------------------------------------------------ Markdown form
+
+MARKDOWN = """\
+# Overview
+
+Prose of the user's.
+
+<!-- <<PORTS>> -->
+| Service | Port |
+| --- | --- |
+| api | 8000 |
+<!-- <</PORTS>> -->
+
+<!-- an ordinary comment, left alone -->
+  <!-- <<VOLUMES>> -->
+  - data
+  <!-- <</VOLUMES>> -->
+"""
+
+
+def test_markdown_blocks_parse_with_their_style() -> None:
+    blocks = markers.parse(MARKDOWN, "overview.md")
+    assert list(blocks) == ["PORTS", "VOLUMES"]
+    assert (blocks["PORTS"].begin, blocks["PORTS"].end, blocks["PORTS"].style) == (4, 8, markers.MARKDOWN)
+    assert blocks["VOLUMES"].indent == "  "
+    assert markers.bodies(MARKDOWN)["VOLUMES"] == "  - data"
+    assert all(block.style == markers.COMPOSE for block in markers.parse(FILE).values())
+    assert markers.has_markers(MARKDOWN)
+    assert not markers.has_markers("# Title\n\n<!-- just a comment -->\n")
+
+
+def test_markdown_replace_keeps_the_prose_and_the_markdown_closer() -> None:
+    updated = markers.replace_bodies(
+        MARKDOWN, {"PORTS": "| Service | Port |\n| --- | --- |\n\n| mine | 80 |"}
+    )
+    assert "| mine | 80 |\n<!-- <</PORTS>> -->\n" in updated
+    assert "\n\n| mine | 80 |" in updated  # blank lines of a Markdown body are content
+    assert updated.startswith("# Overview\n\nProse of the user's.\n\n<!-- <<PORTS>> -->\n")
+    assert updated.endswith(
+        "<!-- an ordinary comment, left alone -->\n" + MARKDOWN.split("left alone -->\n")[1]
+    )
+
+
+def test_markdown_render_block_uses_the_comment_form() -> None:
+    assert markers.render_block("PORTS", "\n| a |  \n\n| b |\n", "", markers.MARKDOWN) == (
+        "<!-- <<PORTS>> -->\n| a |\n\n| b |\n<!-- <</PORTS>> -->"
+    )
+
+
+MARKDOWN_BROKEN = {
+    "missing end": (MARKDOWN.replace("<!-- <</PORTS>> -->\n", ""), 11, "PORTS", "has no end before block"),
+    "duplicate begin": (
+        MARKDOWN + "<!-- <<PORTS>> -->\n<!-- <</PORTS>> -->\n",
+        15,
+        "PORTS",
+        "begins twice (first at line 5)",
+    ),
+    "reversed": ("<!-- <</X>> -->\n<!-- <<X>> -->\n", 1, "X", "ends here before it begins"),
+    "nested": (
+        "<!-- <<OUTER>> -->\n<!-- <<INNER>> -->\n<!-- <</INNER>> -->\n<!-- <</OUTER>> -->\n",
+        2,
+        "OUTER",
+        "blocks do not nest",
+    ),
+    "never ends": ("<!-- <<X>> -->\ntext\n", 1, "X", "begins here and never ends"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MARKDOWN_BROKEN))
+def test_broken_markdown_markers_name_file_block_and_line(case) -> None:
+    text, line, block, words = MARKDOWN_BROKEN[case]
+    with pytest.raises(markers.MarkerError) as error:
+        markers.parse(text, "docs/overview.md")
+    assert (error.value.filename, error.value.line, error.value.block) == ("docs/overview.md", line, block)
+    assert words in str(error.value)
+
+
+@pytest.mark.parametrize("line", ["<!-- <<ports -->", "<!-- <</PORTS> -->", "<!-- <<PORTS>> --> tail"])
+def test_malformed_markdown_marker_line_is_an_error(line) -> None:
+    text = MARKDOWN.replace("<!-- <</PORTS>> -->", line)
+    assert markers.has_markers(text)
+    with pytest.raises(markers.MarkerError, match=r"o.md:9: malformed marker line"):
+        markers.parse(text, "o.md")
+
+
+def test_a_file_keeps_to_one_form() -> None:
+    with pytest.raises(markers.MarkerError, match=r"m.md:3: markdown marker in a file of compose markers"):
+        markers.parse("##<<A>>\n##<</A>>\n<!-- <<B>> -->\n<!-- <</B>> -->\n", "m.md")
+
+
+def test_markdown_rewrite_leaves_a_broken_file_byte_for_byte(tmp_path: Path) -> None:
+    path = tmp_path / "overview.md"
+    broken = MARKDOWN.replace("<!-- <</VOLUMES>> -->", "<!-- <</VOLUMES> -->").encode()
+    path.write_bytes(broken)
+    with pytest.raises(markers.MarkerError):
+        markers.rewrite_file(path, {"PORTS": "| x |"})
+    assert path.read_bytes() == broken

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import copier
@@ -12,7 +14,7 @@ import yaml
 from conftest import hadolint, yamllint
 from matrix import DEVELOPMENT_SERVICES, MATRIX, enabled, services_of
 
-from stackplate import compose
+from stackplate import compose, markers
 from stackplate.answers import app_services, services_problem
 
 # Jinja left in a rendered file; "${{" (GitHub Actions) and "${" (nginx, VS Code) are not Jinja.
@@ -72,6 +74,21 @@ def test_expected_files_are_present(rendered) -> None:
 def _is_checked_text(path: Path) -> bool:
     """Files written by us, not lock files that tools write."""
     return path.is_file() and path.suffix != ".lock" and path.name != "package-lock.json"
+
+
+def test_docs_blocks_are_fresh(rendered) -> None:
+    """Copier's task wrote every docs block: the project's own check passes as rendered."""
+    name, _, project = rendered
+    result = subprocess.run(
+        [sys.executable, "scripts/docs.py", "--check"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"{name}:\n{result.stdout}{result.stderr}"
+    overview = (project / "docs/architecture/overview.md").read_text(encoding="utf-8")
+    assert all(body.strip() for body in markers.bodies(overview).values()), f"{name}: an empty docs block"
 
 
 def test_no_jinja_is_left(rendered) -> None:

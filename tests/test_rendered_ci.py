@@ -141,6 +141,15 @@ def test_a_job_for_every_service(project) -> None:
     assert {"build", "e2e", "deploy-staging"} <= set(jobs["deploy-production"]["needs"])
 
 
+def test_lint_checks_the_docs_blocks_without_stackplate(project) -> None:
+    """The lint job runs the project's own docs script: uv brings PyYAML, no stackplate install."""
+    _, dest = project
+    steps = yaml.safe_load((dest / WORKFLOW).read_text())["jobs"]["lint"]["steps"]
+    runs = [step.get("run", "") for step in steps]
+    assert "uv run --no-project scripts/docs.py --check" in runs
+    assert not any("stackplate" in run for run in runs)
+
+
 def test_integration_jobs_run_against_the_answers_servers(project) -> None:
     answers, dest = project
     jobs = yaml.safe_load((dest / WORKFLOW).read_text())["jobs"]

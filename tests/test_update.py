@@ -37,8 +37,9 @@ def v2_changes_inside_blocks(template: Path) -> None:
     edit(compose_file, "      start_period: 20s", "      start_period: 25s")
     edit(
         compose_file,
-        "    restart: unless-stopped\n    {%- if svc.kind",
-        "    restart: unless-stopped\n    labels:\n      stackplate.kind: {{ svc.kind }}\n    {%- if svc.kind",
+        "    labels:\n      org.stackplate.role:",
+        "    labels:\n      stackplate.kind: {{ svc.kind }}\n      org.stackplate.role:",
+        1,  # the first is the app services' (the backing services have no svc)
     )
 
 

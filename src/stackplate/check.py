@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 from stackplate import compose, markers
-from stackplate.project import block_drift, marker_files, reference_render
+from stackplate.project import ProjectError, block_drift, marker_files, reference_render
 
 
 def marker_problems(project: Path) -> list[str]:
@@ -22,32 +24,64 @@ def marker_problems(project: Path) -> list[str]:
     return problems
 
 
-# The rendered project's own docs checker; older template versions have none.
-DOCS_CHECKER = "scripts/check_docs.py"
+# The rendered project's own docs script (it writes and checks the docs blocks);
+# template versions before it had only a checker, older ones neither.
+DOCS_SCRIPT = "scripts/docs.py"
+LEGACY_DOCS_CHECKER = "scripts/check_docs.py"
 
 
-def docs_problems(project: Path) -> list[str]:
-    """What the project's ``scripts/check_docs.py`` finds (the docs against the compose files).
-
-    The script is the one implementation: stackplate only imports it from the
-    project and calls ``problems(project)``. No script, no check.
-    """
-    script = project / DOCS_CHECKER
-    if not script.is_file():
-        return []
-    name = f"_stackplate_check_docs_{abs(hash(str(script.resolve())))}"
+@contextlib.contextmanager
+def _docs_module(project: Path, relative: str) -> Iterator[ModuleType]:
+    """The project's docs script as a module, under a private name, for the ``with`` block."""
+    script = project / relative
+    name = f"_stackplate_docs_{abs(hash(str(script.resolve())))}"
     spec = importlib.util.spec_from_file_location(name, script)
     if spec is None or spec.loader is None:
-        return [f"{DOCS_CHECKER}: cannot be loaded"]
+        raise ProjectError(f"{relative}: cannot be loaded")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-        return [str(line) for line in module.problems(project)]
-    except (Exception, SystemExit) as error:
-        return [f"{DOCS_CHECKER}: failed: {type(error).__name__}: {error}"]
+        yield module
     finally:
         sys.modules.pop(name, None)
+
+
+def docs_problems(project: Path) -> list[str]:
+    """What the project's ``scripts/docs.py`` finds: stale docs blocks, production ports, links.
+
+    The script is the one implementation: stackplate only imports it from the
+    project and calls ``problems(project)`` (an older project's
+    ``scripts/check_docs.py`` the same way). No script, no check.
+    """
+    relative = next((r for r in (DOCS_SCRIPT, LEGACY_DOCS_CHECKER) if (project / r).is_file()), None)
+    if relative is None:
+        return []
+    try:
+        with _docs_module(project, relative) as module:
+            return [str(line) for line in module.problems(project)]
+    except (Exception, SystemExit) as error:
+        return [f"{relative}: failed: {type(error).__name__}: {error}"]
+
+
+def write_docs(project: Path) -> list[str]:
+    """Rewrite the docs blocks with the project's ``scripts/docs.py``; the files it changed.
+
+    A broken marker is a :class:`markers.MarkerError` and unreadable compose
+    files a :class:`ProjectError`; either way nothing is written.
+    """
+    if not (project / DOCS_SCRIPT).is_file():
+        raise ProjectError(
+            f"{project} has no {DOCS_SCRIPT} (a project of an older template): stackplate update brings it"
+        )
+    with _docs_module(project, DOCS_SCRIPT) as module:
+        try:
+            return [str(name) for name in module.write(project)]
+        except module.markers.MarkerError as error:
+            # The project's copy of the marker module: the same rules, another class.
+            raise markers.MarkerError(error.filename, error.line, error.block, error.problem) from error
+        except module.DocsError as error:
+            raise ProjectError(f"{DOCS_SCRIPT}: {error}") from error
 
 
 def check_project(
@@ -58,7 +92,7 @@ def check_project(
     Markers well formed; every block equal to what the recorded answers render
     with the recorded template version (``reference``, a render of exactly
     that, when the caller has one); the compose combinations valid; the
-    docs in step with the compose files (``scripts/check_docs.py``).
+    docs blocks equal to what the compose files generate (``scripts/docs.py``).
     ``template`` replaces the recorded template source.
     """
     problems = marker_problems(project)

@@ -17,7 +17,7 @@ import yaml
 from stackplate.answers import BACKING_SERVICES, app_services
 from stackplate.backing import ENV_VARS, BackingServiceError
 from stackplate.boot import BOOT_FILE, STATE_DIR, Booted, booted
-from stackplate.check import check_project
+from stackplate.check import check_project, write_docs
 from stackplate.compose import ComposeError
 from stackplate.compose_boot import booted_on_engine
 from stackplate.engine import EngineError, engine_problem
@@ -142,6 +142,21 @@ def check(
     if problems:
         fail(f"{len(problems)} problem(s) in {project}")
     typer.echo(f"{project}: in sync with its answers")
+
+
+@app.command()
+def docs(
+    project: Annotated[Path, typer.Argument(help="A rendered project folder")] = Path("."),
+) -> None:
+    """Rewrite the docs blocks from the merged compose files (the project's scripts/docs.py)."""
+    try:
+        changed = write_docs(project)
+    except (ProjectError, MarkerError) as error:
+        fail(f"{error}; nothing written")
+    for name in changed:
+        typer.echo(f"wrote {name}")
+    if not changed:
+        typer.echo(f"{project}: docs blocks are up to date")
 
 
 @app.command()

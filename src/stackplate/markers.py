@@ -1,17 +1,23 @@
 """Marker blocks: the parts of a file that the template owns.
 
 A block runs from a line ``##<<NAME>>`` to a line ``##<</NAME>>`` (both may
-be indented). Between them the template regenerates everything on
-``copier update``; outside them the file belongs to the user.
+be indented) in compose files, or from ``<!-- <<NAME>> -->`` to
+``<!-- <</NAME>> -->`` in Markdown, where the HTML comments render invisibly.
+Between them the template (or the docs generator) writes everything; outside
+them the file belongs to the user. A file uses one form or the other, and each
+block records its form in :attr:`Block.style`.
 
-Rules: exactly one begin and one end per block name in a file, the begin
-first, and no block inside another. The closing spellings of the projects this
-template grew from, ``##</NAME>`` and ``##</NAME>>``, are read as
-``##<</NAME>>`` and rewritten so by :func:`canonical_text`. Anything else is a
-:class:`MarkerError` naming the file, the block and the line.
+Rules, the same for both forms: exactly one begin and one end per block name
+in a file, the begin first, and no block inside another. The closing spellings
+of the projects this template grew from, ``##</NAME>`` and ``##</NAME>>``, are
+read as ``##<</NAME>>`` and rewritten so by :func:`canonical_text`. Anything
+else that starts like a marker is a :class:`MarkerError` naming the file, the
+block and the line; ordinary HTML comments are left alone.
 
 Stdlib only: the Jinja extension loads this file by path from a clone of the
-template, and the CLI imports it as ``stackplate.markers``.
+template, the CLI imports it as ``stackplate.markers``, and every rendered
+project carries a byte copy as ``scripts/lib/stackplate_markers.py`` for its
+own docs script.
 """
 
 from __future__ import annotations
@@ -29,14 +35,22 @@ _BEGIN = re.compile(rf"^(?P<indent>[ \t]*)##<<(?P<name>{_NAME})>>[ \t]*$")
 _END = re.compile(rf"^(?P<indent>[ \t]*)##(?:<</(?P<name>{_NAME})>>|</(?P<legacy>{_NAME})>>?)[ \t]*$")
 # Anything that starts like a marker but matches neither form above.
 _LOOKS_LIKE_MARKER = re.compile(r"^[ \t]*##</?<?/?[A-Za-z]")
+# The Markdown form: the same markers inside an HTML comment, alone on the line.
+_MD_BEGIN = re.compile(rf"^(?P<indent>[ \t]*)<!--[ \t]*<<(?P<name>{_NAME})>>[ \t]*-->[ \t]*$")
+_MD_END = re.compile(rf"^(?P<indent>[ \t]*)<!--[ \t]*<</(?P<name>{_NAME})>>[ \t]*-->[ \t]*$")
+# An HTML comment that opens like a marker (``<!-- <<``, ``<!-- <</``) but is not one.
+_MD_LOOKS_LIKE_MARKER = re.compile(r"^[ \t]*<!--[ \t]*<</?")
+
+COMPOSE = "compose"
+MARKDOWN = "markdown"
 
 
-def begin_line(name: str) -> str:
-    return f"##<<{name}>>"
+def begin_line(name: str, style: str = COMPOSE) -> str:
+    return f"<!-- <<{name}>> -->" if style == MARKDOWN else f"##<<{name}>>"
 
 
-def end_line(name: str) -> str:
-    return f"##<</{name}>>"
+def end_line(name: str, style: str = COMPOSE) -> str:
+    return f"<!-- <</{name}>> -->" if style == MARKDOWN else f"##<</{name}>>"
 
 
 class MarkerError(ValueError):
@@ -57,6 +71,7 @@ class Block:
     end: int
     indent: str
     legacy_end: bool
+    style: str = COMPOSE  # COMPOSE (``##<<NAME>>``) or MARKDOWN (``<!-- <<NAME>> -->``)
 
     def body(self, lines: list[str]) -> list[str]:
         return lines[self.begin + 1 : self.end]
@@ -65,24 +80,57 @@ class Block:
 # ------------------------------------------------------------------ parsing
 
 
+def _classify(line: str) -> tuple[str, str, re.Match[str]] | None:
+    """("begin" or "end", style, match) for a marker line, None for any other line."""
+    for kind, style, pattern in (
+        ("begin", COMPOSE, _BEGIN),
+        ("end", COMPOSE, _END),
+        ("begin", MARKDOWN, _MD_BEGIN),
+        ("end", MARKDOWN, _MD_END),
+    ):
+        match = pattern.match(line)
+        if match:
+            return kind, style, match
+    return None
+
+
 def parse(text: str, filename: str = "<text>") -> dict[str, Block]:
     """Every block of ``text`` by name, in file order; :class:`MarkerError` if a rule breaks."""
     blocks: dict[str, Block] = {}
     open_block: tuple[str, int, str] | None = None  # name, begin index, indent
+    style: tuple[str, int] | None = None  # the file's form, and the line that set it
     for index, line in enumerate(text.splitlines()):
-        begin, end = _BEGIN.match(line), _END.match(line)
-        if begin:
-            open_block = _open(blocks, open_block, begin["name"], index, begin["indent"], filename)
-        elif end:
-            name = end["name"] or end["legacy"]
-            blocks[name] = _close(blocks, open_block, name, index, end, filename)
+        found = _classify(line)
+        if found is None:
+            if _LOOKS_LIKE_MARKER.match(line) or _MD_LOOKS_LIKE_MARKER.match(line):
+                raise MarkerError(filename, index + 1, None, f"malformed marker line {line.strip()!r}")
+            continue
+        kind, line_style, match = found
+        style = _one_style(style, line_style, index, filename)
+        if kind == "begin":
+            open_block = _open(blocks, open_block, match["name"], index, match["indent"], filename)
+        else:
+            name = match["name"] or match.groupdict().get("legacy")
+            blocks[name] = _close(blocks, open_block, name, index, match, filename, line_style)
             open_block = None
-        elif _LOOKS_LIKE_MARKER.match(line):
-            raise MarkerError(filename, index + 1, None, f"malformed marker line {line.strip()!r}")
     if open_block:
         name, begin_index, _ = open_block
         raise MarkerError(filename, begin_index + 1, name, "begins here and never ends")
     return blocks
+
+
+def _one_style(style: tuple[str, int] | None, line_style: str, index: int, filename: str) -> tuple[str, int]:
+    """A file keeps to one form: a second one is refused, naming the line of the first."""
+    if style is None:
+        return line_style, index
+    if style[0] != line_style:
+        raise MarkerError(
+            filename,
+            index + 1,
+            None,
+            f"{line_style} marker in a file of {style[0]} markers (line {style[1] + 1}); use one form",
+        )
+    return style
 
 
 def _open(
@@ -115,6 +163,7 @@ def _close(
     index: int,
     end: re.Match[str],
     filename: str,
+    style: str = COMPOSE,
 ) -> Block:
     if name in blocks:
         raise MarkerError(filename, index + 1, name, f"ends twice (first at line {blocks[name].end + 1})")
@@ -128,7 +177,8 @@ def _close(
             name,
             f"ends inside block {open_name} (line {begin_index + 1}); blocks do not nest",
         )
-    return Block(name, begin_index, index, indent, legacy_end=bool(end["legacy"]))
+    legacy = bool(end.groupdict().get("legacy"))
+    return Block(name, begin_index, index, indent, legacy_end=legacy, style=style)
 
 
 def bodies(text: str, filename: str = "<text>") -> dict[str, str]:
@@ -138,7 +188,13 @@ def bodies(text: str, filename: str = "<text>") -> dict[str, str]:
 
 
 def has_markers(text: str) -> bool:
-    return any(_BEGIN.match(line) or _END.match(line) for line in text.splitlines())
+    """Whether ``text`` holds a marker line of either form.
+
+    An HTML comment that opens like a marker counts too, so a Markdown file
+    whose only markers are broken is still checked (``<!-- <<`` is rare
+    enough; ``##`` alone is not, it begins many comments and headings).
+    """
+    return any(_classify(line) or _MD_LOOKS_LIKE_MARKER.match(line) for line in text.splitlines())
 
 
 # -------------------------------------------------------------- rewriting
@@ -157,7 +213,7 @@ def replace_bodies(text: str, new_bodies: Mapping[str, str], filename: str = "<t
     lines = text.splitlines(keepends=True)
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
     for block in sorted(blocks.values(), key=lambda b: b.begin, reverse=True):
-        closer = block.indent + end_line(block.name) + _line_ending(lines[block.end])
+        closer = block.indent + end_line(block.name, block.style) + _line_ending(lines[block.end])
         if block.name in new_bodies:
             body = [line + newline for line in new_bodies[block.name].splitlines()]
             lines[block.begin + 1 : block.end + 1] = [*body, closer]
@@ -239,13 +295,17 @@ def normalise_body(body: str) -> list[str]:
     return result
 
 
-def render_block(name: str, body: str, indent: str) -> str:
+def render_block(name: str, body: str, indent: str, style: str = COMPOSE) -> str:
     """A whole block: begin line, normalised body, end line at ``indent``.
 
     The first line carries no indentation: it is written where the tag stood,
-    after the indentation already in front of the tag.
+    after the indentation already in front of the tag. Markdown bodies are
+    kept as they are, less trailing spaces (their blank lines are content).
     """
-    lines = [begin_line(name)]
-    lines.extend(normalise_body(body))
-    lines.append(indent + end_line(name))
+    lines = [begin_line(name, style)]
+    if style == MARKDOWN:
+        lines.extend(line.rstrip() for line in body.strip("\n").splitlines())
+    else:
+        lines.extend(normalise_body(body))
+    lines.append(indent + end_line(name, style))
     return "\n".join(lines)

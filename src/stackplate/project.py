@@ -210,13 +210,19 @@ def _paired_marker_files(project: Path, reference: Path) -> Iterator[tuple[str, 
 
 
 def block_drift(project: Path, reference: Path) -> list[Drift]:
-    """Blocks of the project that differ from the reference render's blocks."""
+    """Blocks of the project that differ from the reference render's blocks.
+
+    Only the compose form: Markdown blocks are written from the compose files
+    by the project's scripts/docs.py, not from the answers (check.docs_problems).
+    """
     drift = []
     for name, path, rendered in _paired_marker_files(project, reference):
         text = path.read_text(encoding="utf-8")
         ours, theirs = markers.parse(text, name), markers.parse(rendered, name)
         lines, expected_lines = text.splitlines(), rendered.splitlines()
         for block, expected in theirs.items():
+            if expected.style == markers.MARKDOWN:
+                continue
             if block not in ours:
                 drift.append(Drift(name, block, 0, None, None))
                 continue
@@ -237,12 +243,20 @@ def _first_difference(name: str, block: markers.Block, found: list[str], expecte
 
 
 def regenerate_blocks(project: Path, reference: Path) -> list[str]:
-    """Give every block of the project the reference render's content; the files changed."""
+    """Give every compose block of the project the reference render's content; the files changed.
+
+    Markdown blocks are left to the project's scripts/docs.py (check.write_docs).
+    """
     changed = []
     for name, path, rendered in _paired_marker_files(project, reference):
         present = markers.parse(path.read_text(encoding="utf-8"), name)
         wanted = markers.bodies(rendered, name)
-        bodies = {block: body for block, body in wanted.items() if block in present}
+        compose_blocks = {
+            b for b, block in markers.parse(rendered, name).items() if block.style == markers.COMPOSE
+        }
+        bodies = {
+            block: body for block, body in wanted.items() if block in present and block in compose_blocks
+        }
         if markers.rewrite_file(path, bodies, name):
             changed.append(name)
     return changed

@@ -3,8 +3,9 @@
 Every change goes through ``copier update``: Copier renders the old and new
 template versions and three-way merges the difference into the project. The
 marker lines keep that merge clean, since template changes stay between them
-and user changes outside. Afterwards every block is set to exactly what the
-new answers render, and ``stackplate check`` runs.
+and user changes outside. Afterwards every compose block is set to exactly what
+the new answers render, every docs block to what the project's
+``scripts/docs.py`` generates from the compose files, and ``stackplate check`` runs.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 import copier
 
 from stackplate.answers import first_problem, published_ports
-from stackplate.check import check_project, marker_problems
+from stackplate.check import DOCS_SCRIPT, check_project, marker_problems, write_docs
+from stackplate.markers import MarkerError
 from stackplate.project import (
     ProjectError,
     block_drift,
@@ -76,8 +78,27 @@ def update_project(
     result = UpdateResult(conflicts=conflicted_files(project))
     with reference_render(project) as reference:
         result.regenerated = regenerate_blocks(project, reference)
+        _regenerate_docs(project, result)
         result.problems = check_project(project, reference)
     return result
+
+
+def _regenerate_docs(project: Path, result: UpdateResult) -> None:
+    """The docs blocks written anew from the compose blocks just regenerated.
+
+    A docs page whose conflicts lay inside its blocks is resolved by that;
+    one with conflicts left, or compose files that cannot be read yet, is for
+    the user (stackplate check, run next, names what is left).
+    """
+    if not (project / DOCS_SCRIPT).is_file():
+        return
+    try:
+        written = write_docs(project)
+    except (ProjectError, MarkerError):
+        return
+    result.regenerated += [name for name in written if name not in result.regenerated]
+    still = set(conflicted_files(project))
+    result.conflicts = [name for name in result.conflicts if name not in written or name in still]
 
 
 def _refuse_broken_markers(project: Path) -> None:
