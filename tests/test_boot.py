@@ -14,18 +14,12 @@ import sys
 import urllib.request
 from pathlib import Path
 
-import copier
 import pytest
 from booting import CHROMIUM, alive, descendants, run_e2e_suite, stackplate_boot
 from conftest import HOST_PORTS, REPO
 from matrix import MATRIX, services_of
 
-pytestmark = [pytest.mark.backing, HOST_PORTS]
-
-
-def render(template: Path, destination: Path, answers: dict) -> Path:
-    copier.run_copy(str(template), str(destination), data=answers, defaults=True, unsafe=True, quiet=True)
-    return destination
+pytestmark = [pytest.mark.backing, pytest.mark.slow, HOST_PORTS]
 
 
 def status(url: str) -> int:
@@ -37,8 +31,10 @@ def status(url: str) -> int:
     not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)"
 )
 @pytest.mark.parametrize("answers_name", ["defaults", "two-apis-two-workers"])
-def test_booted_project_passes_its_browser_suite(answers_name, template_copy, tmp_path, e2e_venv) -> None:
-    project = render(template_copy, tmp_path / "project", MATRIX[answers_name])
+def test_booted_project_passes_its_browser_suite(
+    answers_name, matrix_render_copy, tmp_path, e2e_venv
+) -> None:
+    project = matrix_render_copy(answers_name)
     artifacts = REPO / "test-results" / "e2e" / answers_name
     shutil.rmtree(artifacts, ignore_errors=True)
     with stackplate_boot(project, tmp_path / "boot.log") as booted:
@@ -58,8 +54,10 @@ def test_booted_project_passes_its_browser_suite(answers_name, template_copy, tm
 
 
 @pytest.mark.parametrize("given_postgres", [False, True], ids=["throwaway-postgres", "given-postgres"])
-def test_boot_names_a_service_that_fails_to_start(given_postgres, template_copy, tmp_path, backing) -> None:
-    project = render(template_copy, tmp_path / "project", MATRIX["minimal"])
+def test_boot_names_a_service_that_fails_to_start(
+    given_postgres, matrix_render_copy, tmp_path, backing
+) -> None:
+    project = matrix_render_copy("minimal")
     main = project / "services" / "api" / "app" / "main.py"
     main.write_text(main.read_text() + '\nraise RuntimeError("broken on purpose")\n')
     command = [str(Path(sys.executable).with_name("stackplate")), "boot", str(project)]
@@ -78,8 +76,8 @@ def test_boot_names_a_service_that_fails_to_start(given_postgres, template_copy,
     assert not alive(seen), f"left running: {sorted(alive(seen))}"
 
 
-def test_boot_with_docker_engine_says_there_is_none(template_copy, tmp_path) -> None:
-    project = render(template_copy, tmp_path / "project", MATRIX["minimal"])
+def test_boot_with_docker_engine_says_there_is_none(matrix_render) -> None:
+    project = matrix_render("minimal")  # read-only: the boot stops before it writes anything
     command = [str(Path(sys.executable).with_name("stackplate")), "boot", "--engine", "docker", str(project)]
     result = subprocess.run(
         command,
