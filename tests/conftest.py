@@ -103,16 +103,21 @@ def template_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The template's files in a plain folder (no git), so renders take the working tree.
 
     Rendering from the checkout would make Copier clone it (slow) and, in CI,
-    render HEAD only; the tests must see exactly the files on disk.
+    render HEAD only; the tests must see exactly the files on disk. One copy a run
+    (made once, shared by the xdist workers): every render then records the same
+    ``_src_path`` in its .copier-answers.yml, whichever worker made it.
     """
-    target = tmp_path_factory.mktemp("template")
-    for name in ("copier.yml", "template", "extensions", "src"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target / name)
-    return target
+
+    def copy_files(target: Path) -> None:
+        target.mkdir(parents=True)
+        for name in ("copier.yml", "template", "extensions", "src"):
+            source = REPO / name
+            if source.is_dir():
+                shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, target / name)
+
+    return _made_once(_run_cache(tmp_path_factory) / "template", copy_files)
 
 
 # --------------------------------------------------------------- made once a run
