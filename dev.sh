@@ -2,6 +2,8 @@
 # One entry point for a fresh machine (Debian bookworm, Python 3.11, Node 20, root):
 #   ./dev.sh demo    render the default project, boot it natively, print its URLs
 #   ./dev.sh test    run the whole test suite
+#   ./dev.sh test -- -m "not slow"   the fast tier (no npm, uv, boots, browser,
+#                    property or engine tests), a few minutes
 #   ./dev.sh lint | render | bench     (the other nox sessions)
 # It installs what is missing itself: Debian packages, uv, nox; nox then builds
 # the Python environment of each session. When no Docker engine answers, it
@@ -94,7 +96,7 @@ stop_engine() {
 session="${1:-}"
 case "$session" in
   demo|test|lint|render|bench) ;;
-  *) echo "usage: ./dev.sh demo|test|lint|render|bench [-- extra args]" >&2; exit 2 ;;
+  *) echo "usage: ./dev.sh demo|test|lint|render|bench [-- extra args]   (fast tests: ./dev.sh test -- -m \"not slow\")" >&2; exit 2 ;;
 esac
 shift
 [ "${1:-}" = "--" ] && shift

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -35,14 +36,24 @@ def lint(session: nox.Session) -> None:
     session.run("yamllint", "-s", ".")
 
 
+# A pytest argument that sets the verbosity: -q, -vv, --verbose, --verbosity=2 ...
+_VERBOSITY = re.compile(r"-[qv]+|--(verbose|quiet)|--verbosity(=.*)?")
+
+
+def pytest_arguments(posargs: list[str]) -> list[str]:
+    """The arguments after --, quiet (-q) unless they set the verbosity themselves."""
+    quiet = [] if any(_VERBOSITY.fullmatch(argument) for argument in posargs) else ["-q"]
+    return [*quiet, *posargs]
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The whole test suite (pass pytest arguments after --)."""
+    """The whole test suite (pass pytest arguments after --; -m "not slow" is the fast tier)."""
     session.install("-e", ".[test]")
     # Two workers: much of the suite waits on servers and containers, not on the CPU.
     # The tests that use the answers' host ports share one worker (tests/conftest.py).
     # Arguments after -- come later and win (-n 0 runs everything in this process).
-    session.run("pytest", "-n", "2", "--dist", "loadgroup", *(session.posargs or ["-q"]))
+    session.run("pytest", "-n", "2", "--dist", "loadgroup", *pytest_arguments(session.posargs))
 
 
 @nox.session(python=PYTHON)

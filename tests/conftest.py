@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import random
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import copier
 import pytest
+from matrix import MATRIX
 
 from stackplate.backing import BackingServices, BackingUrls
+from stackplate.native import npm_ci, uv_sync
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,6 +26,25 @@ REPO = Path(__file__).resolve().parents[1]
 # native boot, which takes an answer's port when it is free) run one after the
 # other in one xdist worker (``--dist loadgroup``); the rest spread over the others.
 HOST_PORTS = pytest.mark.xdist_group("host-ports")
+
+# Fixtures that install with npm or uv: a test that takes one is marked ``slow``
+# (``-m "not slow"`` is the fast tier), which the collection checks.
+SLOW_FIXTURES = frozenset({"node_modules", "synced_venv", "e2e_venv", "actionlint"})
+
+
+def unmarked_slow_tests(items: list[pytest.Item]) -> list[str]:
+    """The tests that take a ``SLOW_FIXTURES`` fixture but carry no ``slow`` marker."""
+    return [
+        item.nodeid
+        for item in items
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None
+    ]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    unmarked = unmarked_slow_tests(items)
+    if unmarked:
+        raise pytest.UsageError(f"these tests install with npm or uv but are not marked slow: {unmarked}")
 
 
 def render(template: Path, destination: Path, answers: dict) -> Path:
@@ -131,16 +155,156 @@ def template_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The template's files in a plain folder (no git), so renders take the working tree.
 
     Rendering from the checkout would make Copier clone it (slow) and, in CI,
-    render HEAD only; the tests must see exactly the files on disk.
+    render HEAD only; the tests must see exactly the files on disk. One copy a run
+    (made once, shared by the xdist workers): every render then records the same
+    ``_src_path`` in its .copier-answers.yml, whichever worker made it.
     """
-    target = tmp_path_factory.mktemp("template")
-    for name in ("copier.yml", "template", "extensions", "src"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target / name)
-    return target
+
+    def copy_files(target: Path) -> None:
+        target.mkdir(parents=True)
+        for name in ("copier.yml", "template", "extensions", "src"):
+            source = REPO / name
+            if source.is_dir():
+                shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, target / name)
+
+    return _made_once(_run_cache(tmp_path_factory) / "template", copy_files)
+
+
+# --------------------------------------------------------------- made once a run
+# Renders, virtualenvs and node_modules are made once for the whole run: the
+# first xdist worker that needs one makes it under a lock, the others wait and
+# take it. They live in a folder all the workers of this run share.
+
+
+def _run_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This run's folder for things made once: the xdist workers' common base, else this session's."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "made-once"
+
+
+@contextlib.contextmanager
+def _locked(lock: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock`` (a file), across processes, until the block ends."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def _made_once(folder: Path, make: Callable[[Path], object]) -> Path:
+    """``folder``, made by ``make(folder)`` unless an earlier call (any worker) finished it.
+
+    A ``make`` that failed leaves no mark, so the next caller starts it afresh.
+    """
+    done = folder.with_name(folder.name + ".done")
+    with _locked(folder.with_name(folder.name + ".lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            make(folder)
+            done.touch()
+    return folder
+
+
+def _digest(*files: Path) -> str:
+    """A short hash of the files' bytes: lockfiles name the environment they install."""
+    hashed = hashlib.sha256()
+    for file in files:
+        hashed.update(file.read_bytes())
+    return hashed.hexdigest()[:16]
+
+
+def _snapshot(project: Path) -> dict[str, tuple[int, int, int]]:
+    """Each path under ``project`` with its size, modification time and mode."""
+    snapshot = {}
+    for path in project.rglob("*"):
+        info = path.lstat()
+        snapshot[str(path.relative_to(project))] = (info.st_size, info.st_mtime_ns, info.st_mode)
+    return snapshot
+
+
+def _changes(before: dict, after: dict) -> list[str]:
+    return sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+
+
+@pytest.fixture(scope="session")
+def matrix_render(
+    template_copy: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str], Path]]:
+    """``matrix_render(name)``: the project of a tests/matrix.py entry, rendered once a run.
+
+    Every test of the run shares it, so it is READ-ONLY: a test that changes files
+    takes its own copy (``matrix_render_copy``). Running as root, permissions cannot
+    enforce that, so the session checks at its end that no shared render changed.
+    """
+    cache = _run_cache(tmp_path_factory) / "renders"
+    taken: dict[str, tuple[Path, dict]] = {}
+
+    def get(name: str) -> Path:
+        if name not in taken:
+            folder = _made_once(cache / name, lambda folder: render(template_copy, folder, MATRIX[name]))
+            taken[name] = folder, _snapshot(folder)
+        return taken[name][0]
+
+    yield get
+    changed = {name: _changes(seen, _snapshot(folder)) for name, (folder, seen) in taken.items()}
+    changed = {name: paths for name, paths in changed.items() if paths}
+    assert not changed, f"tests changed the shared matrix renders (use matrix_render_copy): {changed}"
+
+
+@pytest.fixture
+def matrix_render_copy(matrix_render: Callable[[str], Path], tmp_path: Path) -> Callable[..., Path]:
+    """``matrix_render_copy(name)``: this test's own copy of a matrix render, at ``tmp_path/project``
+    (or the folder given). It shares the render's secrets; a test that needs fresh ones renders."""
+
+    def copy(name: str, destination: Path | None = None) -> Path:
+        destination = destination or tmp_path / "project"
+        return Path(shutil.copytree(matrix_render(name), destination, symlinks=True))
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def synced_venv(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
+    """``synced_venv(service_dir)``: a virtualenv with a rendered Python service's locked
+    dependencies, synced once a run per uv.lock (set it as UV_PROJECT_ENVIRONMENT).
+
+    The services are ``package = false``: the venv holds no trace of the folder it was synced from.
+    """
+    cache = _run_cache(tmp_path_factory) / "venvs"
+
+    def get(service_dir: Path) -> Path:
+        key = _digest(service_dir / "uv.lock", service_dir / "pyproject.toml")
+        return _made_once(cache / key, lambda venv: uv_sync(service_dir, venv))
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def node_modules(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], None]:
+    """``node_modules(service_dir)``: give a rendered Node service its locked dependencies.
+
+    ``npm ci`` runs once a run per package-lock.json, in a folder of its own; each
+    service then gets a hard-linked copy (``cp -al``: new folders, shared file
+    contents). The tools write new files only (vite's and vitest's caches), never
+    into the shared files, so one service's run cannot change another's.
+    """
+    cache = _run_cache(tmp_path_factory) / "node_modules"
+
+    def install_once(service_dir: Path, folder: Path) -> None:
+        folder.mkdir(parents=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy2(service_dir / name, folder / name)
+        npm_ci(folder)
+
+    def give(service_dir: Path) -> None:
+        key = _digest(service_dir / "package.json", service_dir / "package-lock.json")
+        installed = _made_once(cache / key, lambda folder: install_once(service_dir, folder))
+        shutil.rmtree(service_dir / "node_modules", ignore_errors=True)
+        subprocess.run(["cp", "-al", str(installed / "node_modules"), str(service_dir)], check=True)
+
+    return give
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,13 @@ import sys
 import urllib.request
 from pathlib import Path
 
-import copier
 import pytest
 
 from stackplate.backing import create_database
 from stackplate.native import dotenv, project_secret, running_api
 
-pytestmark = pytest.mark.backing
+# uv and a running API, and schemathesis is property-based.
+pytestmark = [pytest.mark.backing, pytest.mark.slow]
 
 # With CI set every run generates the same cases; elsewhere each run tries new ones.
 # Either way the seed is printed and recorded in the JUnit report: SCHEMATHESIS_SEED=<it>
@@ -42,13 +42,13 @@ def admin_token(api_url: str, project: Path) -> str:
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
-    template_copy, tmp_path, backing, record_testsuite_property
+    matrix_render_copy, tmp_path, backing, synced_venv, record_testsuite_property
 ) -> None:
     seed = schemathesis_seed()
     record_testsuite_property("schemathesis_seed", seed)
     print(f"schemathesis seed: {seed} (SCHEMATHESIS_SEED={seed} repeats this run)")
-    project = tmp_path / "project"
-    copier.run_copy(str(template_copy), str(project), defaults=True, unsafe=True, quiet=True)
+    project = matrix_render_copy("defaults")
+    venv = synced_venv(project / "services" / "api")
     database = create_database(backing.postgres, "schemathesis_api")
     limits = {
         "GENERAL_RATE_LIMIT": "100000/minute",
@@ -57,7 +57,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
         "READY_RATE_LIMIT": "100000/minute",
         "BCRYPT_ROUNDS": "4",
     }
-    with running_api(project, "api", backing, database, tmp_path / "venv", tmp_path, limits) as api:
+    with running_api(project, "api", backing, database, venv, tmp_path, limits, install=False) as api:
         token = admin_token(api.url, project)
         result = subprocess.run(
             [

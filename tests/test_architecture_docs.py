@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-import copier
 import pytest
 from matrix import MATRIX
 
@@ -56,21 +55,14 @@ def add_placeholder_docs(project: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def render(template_copy, tmp_path_factory) -> Callable[[str], Path]:
-    """Render a matrix entry (once per module), with placeholders for the docs written elsewhere."""
+def render(matrix_render, tmp_path_factory) -> Callable[[str], Path]:
+    """A copy of a matrix render (once per module), with placeholders for the docs written elsewhere."""
     rendered: dict[str, Path] = {}
 
     def get(name: str) -> Path:
         if name not in rendered:
             destination = tmp_path_factory.mktemp(name) / "project"
-            copier.run_copy(
-                str(template_copy),
-                str(destination),
-                data=MATRIX[name],
-                defaults=True,
-                unsafe=True,
-                quiet=True,
-            )
+            shutil.copytree(matrix_render(name), destination, symlinks=True)
             add_placeholder_docs(destination)
             rendered[name] = destination
         return rendered[name]

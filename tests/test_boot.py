@@ -22,18 +22,12 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import copier
 import pytest
 from booting import CHROMIUM, Boot, run_e2e_suite, stackplate_boot
-from conftest import HOST_PORTS, REPO, require_tool
+from conftest import HOST_PORTS, REPO, render, require_tool
 from matrix import MATRIX, services_of
 
 pytestmark = [pytest.mark.backing, pytest.mark.slow, HOST_PORTS]
-
-
-def render(template: Path, destination: Path, answers: dict) -> Path:
-    copier.run_copy(str(template), str(destination), data=answers, defaults=True, unsafe=True, quiet=True)
-    return destination
 
 
 def status(url: str) -> int:
@@ -46,9 +40,11 @@ def lines(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("answers_name", ["defaults", "two-apis-two-workers"])
-def test_booted_project_passes_its_browser_suite(answers_name, template_copy, tmp_path, e2e_venv) -> None:
+def test_booted_project_passes_its_browser_suite(
+    answers_name, matrix_render_copy, tmp_path, e2e_venv
+) -> None:
     require_tool(CHROMIUM, "apt-get install chromium")
-    project = render(template_copy, tmp_path / "project", MATRIX[answers_name])
+    project = matrix_render_copy(answers_name)
     artifacts = REPO / "test-results" / "e2e" / answers_name
     shutil.rmtree(artifacts, ignore_errors=True)
     with stackplate_boot(project, tmp_path / "boot.log") as booted:
@@ -151,8 +147,10 @@ def test_a_stop_during_start_up_stops_everything(moment, stop, template_copy, tm
 
 
 @pytest.mark.parametrize("given_postgres", [False, True], ids=["throwaway-postgres", "given-postgres"])
-def test_boot_names_a_service_that_fails_to_start(given_postgres, template_copy, tmp_path, backing) -> None:
-    project = render(template_copy, tmp_path / "project", MATRIX["minimal"])
+def test_boot_names_a_service_that_fails_to_start(
+    given_postgres, matrix_render_copy, tmp_path, backing
+) -> None:
+    project = matrix_render_copy("minimal")
     main = project / "services" / "api" / "app" / "main.py"
     main.write_text(main.read_text() + '\nraise RuntimeError("broken on purpose")\n')
     options = ["--postgres-url", backing.postgres] if given_postgres else []
@@ -172,8 +170,8 @@ def test_boot_names_a_service_that_fails_to_start(given_postgres, template_copy,
     boot.assert_left_nothing()
 
 
-def test_boot_with_docker_engine_says_there_is_none(template_copy, tmp_path) -> None:
-    project = render(template_copy, tmp_path / "project", MATRIX["minimal"])
+def test_boot_with_docker_engine_says_there_is_none(matrix_render) -> None:
+    project = matrix_render("minimal")  # read-only: the boot stops before it writes anything
     command = [str(Path(sys.executable).with_name("stackplate")), "boot", "--engine", "docker", str(project)]
     result = subprocess.run(
         command,

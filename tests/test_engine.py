@@ -44,7 +44,7 @@ from stackplate.standins.images import recipe_for
 from stackplate.standins.recipe import Reference
 from stackplate.standins.references import ImageUse, images_of
 
-pytestmark = [pytest.mark.engine, HOST_PORTS]
+pytestmark = [pytest.mark.engine, pytest.mark.slow, HOST_PORTS]
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from conftest import HOST_PORTS, render
 from engine import compose_name, engine_or_fail, ensure_stand_ins, leftovers, own_network, remove_project
 from matrix import ALL_DEV_OFF
 
-pytestmark = [pytest.mark.engine, HOST_PORTS]
+pytestmark = [pytest.mark.engine, pytest.mark.slow, HOST_PORTS]
 
 EXPRESSION = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
 

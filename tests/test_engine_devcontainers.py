@@ -21,7 +21,7 @@ from engine import compose_name, engine_or_fail, ensure_stand_ins, leftovers, ow
 from matrix import ALL_DEV_OFF
 from reports import junit_counts, node_test_env, vitest_counts
 
-pytestmark = [pytest.mark.engine, HOST_PORTS]
+pytestmark = [pytest.mark.engine, pytest.mark.slow, HOST_PORTS]
 
 CLI_PACKAGE = "@devcontainers/cli@0.89.0"
 DEVELOPER = 1000

@@ -38,7 +38,7 @@ from matrix import ALL_DEV_OFF
 
 from stackplate.compose_boot import ComposeProject
 
-pytestmark = [pytest.mark.engine, HOST_PORTS]
+pytestmark = [pytest.mark.engine, pytest.mark.slow, HOST_PORTS]
 
 BULK_USERS = 50_000
 

@@ -17,7 +17,7 @@ from updating import edit, render_committed, versioned_template
 
 from stackplate.compose_boot import ComposeProject
 
-pytestmark = [pytest.mark.engine, HOST_PORTS]
+pytestmark = [pytest.mark.engine, pytest.mark.slow, HOST_PORTS]
 
 OLD_PYTHON, NEW_PYTHON = "python:3.13.9-slim-trixie", "python:3.13.10-slim-trixie"
 

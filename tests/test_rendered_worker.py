@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import copier
 import pytest
 import yaml
 from apiclient import EventStream, call, login
@@ -22,24 +21,12 @@ from matrix import MATRIX, services_of
 from reports import junit_counts, node_test_env
 
 from stackplate.backing import create_database, find_binary
-from stackplate.native import (
-    dotenv,
-    npm_ci,
-    project_secret,
-    run_checked,
-    running_api,
-    running_worker,
-)
+from stackplate.native import dotenv, project_secret, run_checked, running_api, running_worker
 
-pytestmark = pytest.mark.backing
+pytestmark = [pytest.mark.backing, pytest.mark.slow]
 
 # Renders whose worker suites run: the defaults, and two workers with other names.
 RENDERS = ("defaults", "two-apis-two-workers")
-
-
-def render(template: Path, destination: Path, answers: dict) -> Path:
-    copier.run_copy(str(template), str(destination), data=answers, defaults=True, unsafe=True, quiet=True)
-    return destination
 
 
 def worker_names(answers: dict) -> list[str]:
@@ -82,17 +69,20 @@ def schema_database(project: Path, worker: str, api: str, backing, name: str, ve
 
 
 @pytest.mark.parametrize("answers_name", RENDERS)
-def test_rendered_worker_suite_passes(answers_name, template_copy, tmp_path, backing) -> None:
+def test_rendered_worker_suite_passes(
+    answers_name, matrix_render_copy, tmp_path, backing, node_modules, synced_venv
+) -> None:
     answers = MATRIX[answers_name]
-    project = render(template_copy, tmp_path / "project", answers)
+    project = matrix_render_copy(answers_name)
     names = worker_names(answers)
     assert names, f"{answers_name} renders no node-worker"
     for name in names:
         service_dir = project / "services" / name
-        npm_ci(service_dir)
+        node_modules(service_dir)
         api = api_of(answers, name)
         schema_name = f"{name.replace('-', '_')}_schema_{secrets.token_hex(3)}"  # <= 54 characters
-        schema = schema_database(project, name, api, backing, schema_name, tmp_path / "api-venv")
+        venv = synced_venv(project / "services" / api)
+        schema = schema_database(project, name, api, backing, schema_name, venv)
         env = {
             "DATABASE_URL": backing.postgres,
             "RABBITMQ_URL": backing.rabbitmq,
@@ -109,9 +99,13 @@ def test_rendered_worker_suite_passes(answers_name, template_copy, tmp_path, bac
 # --------------------------------------------------------------------------- API + worker
 
 
-def test_export_from_api_through_worker_to_download(template_copy, tmp_path, backing) -> None:
+def test_export_from_api_through_worker_to_download(
+    matrix_render_copy, tmp_path, backing, synced_venv, node_modules
+) -> None:
     """POST /exports, the worker builds it, the browser's SSE stream sees it done, the download holds the rows."""
-    project = render(template_copy, tmp_path / "project", {})
+    project = matrix_render_copy("defaults")
+    venv = synced_venv(project / "services" / "api")
+    node_modules(project / "services" / "worker")
     email = dotenv(project / "config" / ".env")["FIRST_ADMIN_EMAIL"]
     password = project_secret(project, "first_admin_password", "FIRST_ADMIN_PASSWORD")
     database = create_database(backing.postgres, "export_e2e")
@@ -120,9 +114,9 @@ def test_export_from_api_through_worker_to_download(template_copy, tmp_path, bac
     names = {"EXPORT_QUEUE": "e2e.exports", "EVENTS_EXCHANGE": "e2e.events"}
     with (
         running_api(
-            project, "api", backing, database, tmp_path / "venv", tmp_path, names, exports_dir=exports
+            project, "api", backing, database, venv, tmp_path, names, exports_dir=exports, install=False
         ) as api,
-        running_worker(project, "worker", backing, database, exports, tmp_path, names),
+        running_worker(project, "worker", backing, database, exports, tmp_path, names, install=False),
     ):
         token = login(api.url, email, password)
         for number in range(3):

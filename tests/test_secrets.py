@@ -44,11 +44,11 @@ def secrets_of(project: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def two_projects(copie_session, template_copy) -> tuple[Path, Path]:
-    first = copie_session.copy(template_dir=template_copy)
+def two_projects(matrix_render, copie_session, template_copy) -> tuple[Path, Path]:
+    """The shared default render and a second render of the defaults: each has its own secrets."""
     second = copie_session.copy(template_dir=template_copy)
-    assert first.exception is None and second.exception is None
-    return first.project_dir, second.project_dir
+    assert second.exception is None
+    return matrix_render("defaults"), second.project_dir
 
 
 def test_every_secret_is_fresh_and_strong(two_projects) -> None:
