@@ -36,6 +36,7 @@ def test_check_passes_on_a_fresh_project(project) -> None:
     assert "in sync with its answers" in result.output
 
 
+@pytest.mark.slow  # a real copier update (several renders)
 def test_edit_inside_a_block_is_drift_and_update_refuses_it(project) -> None:
     edit(project / "docker-compose.yml", "    image: redis:", "    image: myredis:", 1)
     commit_all(project, "edit inside a block")
@@ -81,6 +82,7 @@ def test_update_takes_a_new_version_and_keeps_edits_outside(project) -> None:
 
 
 @pytest.mark.parametrize("legacy", ["##</SERVICES>", "##</SERVICES>>"])
+@pytest.mark.slow  # a real copier update (several renders)
 def test_legacy_closers_are_read_and_rewritten_by_update(project, legacy) -> None:
     edit(project / "docker-compose.yml", "##<</SERVICES>>", legacy)
     commit_all(project, "a project from before the markers were settled")
@@ -105,6 +107,7 @@ def test_broken_markers_are_named_and_nothing_is_touched(project) -> None:
     assert (project / "docker-compose.yml").read_bytes() == before and is_clean(project)
 
 
+@pytest.mark.slow  # a real copier update (several renders)
 def test_add_service_renders_folder_compose_entries_devcontainer_and_docs(project) -> None:
     result = run("add-service", "billing", "--kind", "fastapi", "-C", str(project))
     assert result.exit_code == 0, result.output
@@ -123,6 +126,7 @@ def test_add_service_renders_folder_compose_entries_devcontainer_and_docs(projec
     assert run("check", str(project)).exit_code == 0
 
 
+@pytest.mark.slow  # a real copier update (several renders)
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -150,6 +154,7 @@ def test_add_service_rejects_an_unknown_kind(project) -> None:
     assert "django" in result.output
 
 
+@pytest.mark.slow  # a real copier update (several renders)
 def test_remove_service_refuses_edited_folder_then_force_removes(project) -> None:
     (project / "services/worker/src/mine.js").write_text("export const mine = 1;\n")
     index = project / "services/worker/src/index.js"
@@ -170,6 +175,7 @@ def test_remove_service_refuses_edited_folder_then_force_removes(project) -> Non
     assert run("check", str(project)).exit_code == 0
 
 
+@pytest.mark.slow  # a real copier update (several renders)
 def test_remove_service_of_an_untouched_service(project) -> None:
     result = run("remove-service", "frontend", "-C", str(project))
     assert result.exit_code == 0, result.output
@@ -182,6 +188,7 @@ def test_remove_service_names_the_services_it_knows(project) -> None:
     assert "no app service 'nope' in this project (it has: api, worker, frontend)" in result.output
 
 
+@pytest.mark.slow  # a real copier update (several renders)
 def test_remove_the_api_a_frontend_needs_is_refused(project) -> None:
     result = run("remove-service", "api", "-C", str(project))
     assert result.exit_code == 1
@@ -198,6 +205,7 @@ def relative_project(template: Path, folder: Path, monkeypatch) -> Path:
     return folder / project
 
 
+@pytest.mark.slow  # a real copier update (several renders)
 def test_a_relative_template_path_is_found_from_inside_the_project(template, tmp_path, monkeypatch) -> None:
     project = relative_project(template, tmp_path, monkeypatch)
     monkeypatch.chdir(project)

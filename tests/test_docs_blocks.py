@@ -104,6 +104,7 @@ def test_own_service_is_documented_after_stackplate_docs(project) -> None:
     assert again.exit_code == 0 and "docs blocks are up to date" in again.output
 
 
+@pytest.mark.slow  # stackplate check renders the reference
 def test_a_role_label_places_a_user_service_in_the_flows(project) -> None:
     insert_after(
         project / "docker-compose.yml",
@@ -117,6 +118,7 @@ def test_a_role_label_places_a_user_service_in_the_flows(project) -> None:
     assert check_project(project) == []
 
 
+@pytest.mark.slow  # stackplate check renders the reference
 def test_user_volume_and_network_are_documented(project) -> None:
     add_mine(project)
     insert_after(
@@ -140,6 +142,7 @@ def test_user_volume_and_network_are_documented(project) -> None:
     assert check_project(project) == []
 
 
+@pytest.mark.slow  # stackplate check renders the reference
 def test_user_service_only_in_the_development_file(project) -> None:
     insert_after(
         project / "docker-compose.development.yml",
@@ -160,6 +163,7 @@ def test_user_service_only_in_the_development_file(project) -> None:
     assert check_project(project) == []
 
 
+@pytest.mark.slow  # stackplate check renders the reference
 def test_published_port_changed_by_hand_outside_the_blocks(project) -> None:
     add_mine(project)
     insert_after(

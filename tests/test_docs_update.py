@@ -83,6 +83,7 @@ def assert_fresh_and_kept(project: Path, before: str) -> None:
     assert docs_problems(project) == []
 
 
+@pytest.mark.slow  # a real copier update (several renders)
 def test_stackplate_update_regenerates_docs_blocks_and_keeps_prose(project) -> None:
     before = customise(project)
     result = update_project(project, vcs_ref="v2")
@@ -90,6 +91,7 @@ def test_stackplate_update_regenerates_docs_blocks_and_keeps_prose(project) -> N
     assert_fresh_and_kept(project, before)
 
 
+@pytest.mark.slow  # a real copier update (several renders)
 def test_plain_copier_update_ends_with_fresh_docs_blocks(project) -> None:
     before = customise(project)
     copier.run_update(

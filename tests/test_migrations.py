@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import copier_cli
 from updating import REPO, commit_all, edit, git, make_template_repo, render_committed
 
@@ -20,6 +21,7 @@ def as_before_0_2_0(template: Path) -> None:
     edit(template / "template/.gitignore", "config/.env\n", ".env\n")
 
 
+@pytest.mark.slow  # a real copier update (several renders)
 def test_update_across_0_2_0_moves_the_secrets_and_keeps_them(tmp_path) -> None:
     template = make_template_repo(tmp_path / "template")  # tagged v1 = today's files
     as_before_0_2_0(template)
@@ -43,6 +45,7 @@ def test_update_across_0_2_0_moves_the_secrets_and_keeps_them(tmp_path) -> None:
     assert compose.problems(project) == []
 
 
+@pytest.mark.slow  # a real copier update (several renders)
 def test_migration_leaves_a_project_made_after_the_move_alone(tmp_path) -> None:
     project = tmp_path / "project"
     (project / "config").mkdir(parents=True)
@@ -53,6 +56,7 @@ def test_migration_leaves_a_project_made_after_the_move_alone(tmp_path) -> None:
     assert sorted(p.name for p in project.iterdir()) == ["config"]
 
 
+@pytest.mark.slow  # a real copier update (several renders)
 def test_0_3_0_writes_the_secret_files_from_config_env_and_overwrites_none(tmp_path) -> None:
     """The passwords in an existing project's volumes survive the move to config/secrets/."""
     (tmp_path / "config").mkdir()

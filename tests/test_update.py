@@ -84,6 +84,7 @@ def assert_clean_update(project: Path, edited: dict[str, str]) -> None:
     assert compose.problems(project) == []
 
 
+@pytest.mark.slow  # a real copier update (several renders)
 def test_update_adds_service_changes_port_and_image_and_keeps_user_edits(project) -> None:
     user_edits(project)
     edited = {name: (project / name).read_text() for name in COMPOSE_FILES}
@@ -107,6 +108,7 @@ def test_update_adds_service_changes_port_and_image_and_keeps_user_edits(project
     assert (project / "config/.env").read_bytes() == secrets_before
 
 
+@pytest.mark.slow  # a real copier update (several renders)
 def test_secrets_survive_every_update(project) -> None:
     before = (project / "config/.env").read_bytes()
     services = yaml.safe_dump([*DEFAULT_SERVICES, ADMIN], default_flow_style=True).strip()
@@ -118,6 +120,7 @@ def test_secrets_survive_every_update(project) -> None:
         commit_all(project, f"update to {ref}")
 
 
+@pytest.mark.slow  # a real copier update (several renders)
 def test_an_update_adds_the_new_services_secret_and_changes_no_other(project) -> None:
     """The generator runs after the update: it makes only what is missing (a new API's role password)."""
     folder = project / "config/secrets"

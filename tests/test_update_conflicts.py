@@ -30,6 +30,7 @@ def template(tmp_path_factory) -> Path:
     return versioned_template(tmp_path_factory.mktemp("versions"), v2_changes_the_adr_status_and_a_block)
 
 
+@pytest.mark.slow  # a real copier update (several renders)
 def test_update_names_the_conflicted_file_applies_the_rest_and_checks_once_resolved(project) -> None:
     edit(project / ADR, STATUS_IN_V1, "## Status\n\nSuperseded by ADR 7\n")
     commit_all(project, "our decision record")
