@@ -14,12 +14,25 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import yaml
 from conftest import HOST_PORTS, render
-from engine import compose_name, engine_or_fail, ensure_stand_ins, leftovers, own_network, remove_project
+from engine import (
+    compose_name,
+    engine_or_fail,
+    ensure_stand_ins,
+    leftovers,
+    own_network,
+    remove_project,
+    wait_for,
+)
 from matrix import ALL_DEV_OFF
 from reports import junit_counts, node_test_env, vitest_counts
+from test_rendered_worker import schema_database
+
+from stackplate.backing import find_binary
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow, HOST_PORTS]
 
@@ -85,15 +98,38 @@ def as_developer(home: Path, *command: str, timeout: int = 900) -> subprocess.Co
     )
 
 
+# The database the worker's tests copy, built by the API's own migrations as the
+# worker's README tells a developer: from the host, on the stack's published PostgreSQL.
+WORKER_SCHEMA = "worker_schema"
+
+
+def build_worker_schema(checkout: Path, venv: Path) -> None:
+    answers = yaml.safe_load((checkout / ".copier-answers.yml").read_text())
+    password = (checkout / "config" / "secrets" / "postgres_password").read_text().strip()
+    server = f"postgresql://app:{password}@127.0.0.1:{answers['postgres_port']}/postgres"
+    psql = find_binary("psql", "postgres")
+    wait_for(
+        lambda: (
+            subprocess.run([psql, server, "-c", "select 1"], capture_output=True, check=False).returncode == 0
+        ),
+        120,
+        "the development PostgreSQL",
+    )
+    schema_database(checkout, "worker", "api", SimpleNamespace(postgres=server), WORKER_SCHEMA, venv)
+
+
 TESTS = {
     "api": f"pytest -q -p no:cacheprovider --junitxml=/app/{REPORT}.xml",
-    "worker": f"{' '.join(f'{k}={v!r}' for k, v in node_test_env(Path(f'/app/{REPORT}.xml')).items())} npm test",
+    "worker": f"WORKER_TEST_SCHEMA_DB={WORKER_SCHEMA} "
+    f"{' '.join(f'{k}={v!r}' for k, v in node_test_env(Path(f'/app/{REPORT}.xml')).items())} npm test",
     "frontend": f"npm test -- --reporter=default --reporter=json --outputFile.json=/app/{REPORT}.json",
 }
 
 
 @pytest.mark.parametrize("service", sorted(TESTS))
-def test_the_devcontainer_user_runs_the_tests_and_writes_the_workspace(service, cli, home, checkout) -> None:
+def test_the_devcontainer_user_runs_the_tests_and_writes_the_workspace(
+    service, cli, home, checkout, synced_venv
+) -> None:
     config = checkout / ".devcontainer" / f"{service}-container" / "devcontainer.json"
     common = ["--workspace-folder", str(checkout), "--config", str(config), "--docker-path", DOCKER]
     up = as_developer(home, str(cli), "up", *common)
@@ -101,6 +137,8 @@ def test_the_devcontainer_user_runs_the_tests_and_writes_the_workspace(service, 
     assert up.returncode == 0 and outcome.get("outcome") == "success", up.stdout[-3000:] + up.stderr[-3000:]
     whoami = as_developer(home, str(cli), "exec", *common, "id", "-u")
     assert whoami.stdout.strip().splitlines()[-1] == str(DEVELOPER), whoami.stdout + whoami.stderr
+    if service == "worker":
+        build_worker_schema(checkout, synced_venv(checkout / "services" / "api"))
     tests = as_developer(home, str(cli), "exec", *common, "sh", "-c", TESTS[service], timeout=1200)
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
     report = next((checkout / "services" / service).glob(f"{REPORT}.*"))
