@@ -57,6 +57,12 @@ def boot_file_of(project: Path) -> Path:
     return project / STATE_DIR / BOOT_FILE
 
 
+# Exec ARGV with SIGINT as a terminal leaves it: a suite started in the background
+# by a non-interactive shell (as CI may be) inherits SIGINT ignored, and a Ctrl-C
+# would do nothing. The same process id, so the caller's Popen is the boot itself.
+_WITH_DEFAULT_SIGINT = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+
+
 class Boot:
     """``stackplate boot [OPTIONS] PROJECT`` in a subprocess of its own process group.
 
@@ -74,7 +80,10 @@ class Boot:
         with log.open("wb") as output:
             # A session of its own: a terminal's Ctrl-C goes to its whole process group.
             self.process = subprocess.Popen(
-                command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+                [sys.executable, "-c", _WITH_DEFAULT_SIGINT, *command],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def output(self) -> str:
