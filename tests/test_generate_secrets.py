@@ -7,6 +7,7 @@ on a clone: the script is run the way the docs say, ``python3 scripts/generate_s
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import resource
 import shutil
@@ -228,3 +229,15 @@ def test_a_write_that_fails_midway_leaves_no_temporary_file(project) -> None:
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("generate_secrets: cannot write config/secrets/first_admin_password: ")
     assert {p.name for p in folder.iterdir()} == (PASSWORDS | DERIVED) - {"first_admin_password"}
+
+
+def test_no_password_starts_with_a_dash(matrix_render, monkeypatch) -> None:
+    """A leading "-" reads as options where an image passes the password on a command line."""
+    script = matrix_render("defaults") / SCRIPT
+    spec = importlib.util.spec_from_file_location("generate_secrets_under_test", script)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # the shared render stays as it is
+    spec.loader.exec_module(module)
+    drawn = iter(["-hFirst", "-tSecond", "Third-ok"])
+    monkeypatch.setattr(module.secrets, "token_urlsafe", lambda nbytes: next(drawn))
+    assert module.new_password("redis_password") == "Third-ok"
