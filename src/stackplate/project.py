@@ -57,6 +57,11 @@ def template_folders(project: Path) -> list[Path]:
     return list({folder.absolute(): folder.absolute() for folder in folders}.values())
 
 
+def template_folder(project: Path, source: Path) -> Path | None:
+    """The first of :func:`template_folders` in which the relative ``source`` is a folder."""
+    return next((folder for folder in template_folders(project) if (folder / source).is_dir()), None)
+
+
 def template_source(project: Path, answers: Mapping[str, Any], template: str | Path | None = None) -> str:
     """The template to render the project from: ``template`` if given, else the recorded ``_src_path``.
 
@@ -69,11 +74,15 @@ def template_source(project: Path, answers: Mapping[str, Any], template: str | P
         return source
     path = Path(source).expanduser()
     # A path given on the command line is the user's, relative to where they are.
-    as_given = path.is_absolute() or given
-    candidates = [path.absolute()] if as_given else [folder / path for folder in template_folders(project)]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return str(candidate.resolve())
+    if path.is_absolute() or given:
+        if path.is_dir():
+            return str(path.resolve())
+        candidates = [path.absolute()]
+    else:
+        found_in = template_folder(project, path)
+        if found_in is not None:
+            return str((found_in / path).resolve())
+        candidates = [folder / path for folder in template_folders(project)]
     tried = ", ".join(str(candidate) for candidate in candidates)
     if given:
         raise ProjectError(f"--template {source}: no template folder at {tried}")
@@ -250,12 +259,11 @@ def regenerate_blocks(project: Path, reference: Path) -> list[str]:
     changed = []
     for name, path, rendered in _paired_marker_files(project, reference):
         present = markers.parse(path.read_text(encoding="utf-8"), name)
-        wanted = markers.bodies(rendered, name)
-        compose_blocks = {
-            b for b, block in markers.parse(rendered, name).items() if block.style == markers.COMPOSE
-        }
+        lines = rendered.splitlines()
         bodies = {
-            block: body for block, body in wanted.items() if block in present and block in compose_blocks
+            block: "\n".join(wanted.body(lines))
+            for block, wanted in markers.parse(rendered, name).items()
+            if wanted.style == markers.COMPOSE and block in present
         }
         if markers.rewrite_file(path, bodies, name):
             changed.append(name)

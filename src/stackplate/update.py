@@ -32,7 +32,7 @@ from stackplate.project import (
     reference_render,
     regenerate_blocks,
     require_clean_git,
-    template_folders,
+    template_folder,
     template_source,
     user_answers,
 )
@@ -130,10 +130,10 @@ def _in_folder_copier_searches(project: Path) -> Iterator[None]:
     recorded = load_answers(project)
     template_source(project, recorded)
     source = Path(recorded["_src_path"])
-    found_in = [folder for folder in template_folders(project) if (folder / source).is_dir()]
+    found_in = None if source.is_absolute() else template_folder(project, source)
     before = Path.cwd()
-    if found_in and not source.is_absolute():
-        os.chdir(found_in[0])
+    if found_in is not None:
+        os.chdir(found_in)
     try:
         yield
     finally:

@@ -131,7 +131,7 @@ def _mount_target(entry: Any) -> str:
     return parts[1] if len(parts) > 1 else parts[0]
 
 
-def _source(entry: Any) -> str:
+def _entry_source(entry: Any) -> str:
     return str(entry.get("source", "")) if isinstance(entry, dict) else str(entry)
 
 
@@ -139,8 +139,8 @@ def _source(entry: Any) -> str:
 _UNIQUE: dict[str, Callable[[Any], Any]] = {
     "ports": _port_key,
     "volumes": _mount_target,
-    "secrets": _source,
-    "configs": _source,
+    "secrets": _entry_source,
+    "configs": _entry_source,
 }
 # Sequences the later file replaces instead of appending to.
 _REPLACED = {"command", "entrypoint", "test"}
@@ -357,11 +357,16 @@ class Service:
         return f"{self.runs_in[0]} only" if len(self.runs_in) == 1 else ""
 
 
-def _source(spec: dict[str, Any]) -> str:
+def _build_context(spec: dict[str, Any]) -> Any:
+    """The folder a service is built from (``build: DIR`` or ``build: {context: DIR}``), else None."""
+    build = spec.get("build")
+    return build.get("context") if isinstance(build, dict) else build
+
+
+def _image_or_build(spec: dict[str, Any]) -> str:
     if spec.get("image"):
         return f"image {spec['image']}"
-    build = spec.get("build")
-    context = build.get("context") if isinstance(build, dict) else build
+    context = _build_context(spec)
     return f"build {context}" if context else "-"
 
 
@@ -404,7 +409,7 @@ def service_model(stack: Stack) -> list[Service]:
                 name=name,
                 role=role if role in ROLES else "other",
                 runs_in=combined,
-                source=_source(spec),
+                source=_image_or_build(spec),
                 development=dev_ports,
                 production=prod_ports,
                 internal=_sorted(internal),
@@ -845,8 +850,7 @@ def service_kinds(project: Path, services: dict[str, dict[str, Any]]) -> dict[st
     for name, spec in services.items():
         if name in kinds:
             continue
-        build = spec.get("build")
-        context = build.get("context") if isinstance(build, dict) else build
+        context = _build_context(spec)
         if not context:
             continue
         folder = project / str(context)
