@@ -3,12 +3,10 @@ ports are documented after ``stackplate docs``, and a broken docs marker is refu
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import copier
 import pytest
 from typer.testing import CliRunner
 
@@ -21,18 +19,15 @@ OVERVIEW = "docs/architecture/overview.md"
 DOCS_PAGES = (OVERVIEW, "README.md", "docs/operations/deployment.md")
 
 
-@pytest.fixture(scope="module")
-def rendered(template_copy, tmp_path_factory) -> Path:
-    destination = tmp_path_factory.mktemp("docs-blocks") / "project"
-    copier.run_copy(str(template_copy), str(destination), defaults=True, unsafe=True, quiet=True)
-    return destination
+@pytest.fixture
+def rendered(matrix_render) -> Path:
+    """The defaults' shared render of this run: read it only."""
+    return matrix_render("defaults")
 
 
 @pytest.fixture
-def project(rendered, tmp_path) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(rendered, copy)
-    return copy
+def project(matrix_render_copy) -> Path:
+    return matrix_render_copy("defaults")
 
 
 def insert_after(path: Path, anchor: str, text: str) -> None:
