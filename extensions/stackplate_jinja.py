@@ -90,6 +90,7 @@ class StackFilters(Extension):
                 "port_mapping": _port_mapping,
                 "box": _box,
                 "db_clients": _db_clients,
+                "image_reference": _image_reference,
             }
         )
         # The secrets are not rendered: scripts/generate_secrets.py makes them (a Copier task).
@@ -116,6 +117,19 @@ def _of_kind(services: Any, kind: str) -> list[dict[str, Any]]:
 def _db_clients(services: Any) -> list[dict[str, Any]]:
     """The app services that log in to PostgreSQL (APIs and workers), each as its own role."""
     return [s for s in answers.app_services(services) if s["kind"] in ("fastapi", "node-worker")]
+
+
+def _image_reference(svc: dict[str, Any], project_slug: str, *, variables: bool = True) -> str:
+    """The image an app service's production build is tagged with, one name for every deployment.
+
+    ``${REGISTRY:-localhost}/<project>-<service>:${TAG:-latest}`` for compose (the
+    variables choose where it is pushed and which version); ``variables=False``:
+    the defaults spelled out, for files that read no environment (Kubernetes).
+    """
+    repository = f"{project_slug}-{svc['name']}"
+    if variables:
+        return f"${{REGISTRY:-{answers.IMAGE_REGISTRY}}}/{repository}:${{TAG:-{answers.IMAGE_TAG}}}"
+    return f"{answers.IMAGE_REGISTRY}/{repository}:{answers.IMAGE_TAG}"
 
 
 def _port_mapping(host: Any, container: Any = None, bind: str = "") -> str:

@@ -18,6 +18,10 @@ from typing import Any
 KINDS = ("fastapi", "node-worker", "react-vite")
 BACKING_SERVICES = ("postgres", "redis", "rabbitmq")
 DEVELOPMENT_SERVICES = ("ollama", "pgadmin", "redis_commander")
+# Where the production images are tagged unless REGISTRY and TAG say otherwise
+# (``localhost/`` is a registry prefix that never leaves the machine).
+IMAGE_REGISTRY = "localhost"
+IMAGE_TAG = "latest"
 
 # Compose service names of the services the template adds itself; an app
 # service may not take one of them.

@@ -364,10 +364,12 @@ def _build_context(spec: dict[str, Any]) -> Any:
 
 
 def _image_or_build(spec: dict[str, Any]) -> str:
-    if spec.get("image"):
-        return f"image {spec['image']}"
+    """Where a service comes from: its build folder when it has one (an ``image:`` beside
+    ``build:`` only names what the build is tagged), else its image."""
     context = _build_context(spec)
-    return f"build {context}" if context else "-"
+    if context:
+        return f"build {context}"
+    return f"image {spec['image']}" if spec.get("image") else "-"
 
 
 def _mounts(spec: dict[str, Any], combination: str) -> list[tuple[str, str, str]]:
