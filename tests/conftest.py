@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -83,11 +84,31 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.hypothesis_seed = os.environ.get("HYPOTHESIS_SEED") or (
             CI_HYPOTHESIS_SEED if under_ci() else fresh
         )
+    if not hasattr(config, "workerinput"):  # the controller: a run's timeline starts empty
+        for timeline in TIMELINE.glob("timeline-*.jsonl"):
+            timeline.unlink()
 
 
 def _seed_line(config: pytest.Config) -> str:
     seed = config.getoption("hypothesis_seed", default=None)
     return f"hypothesis seed: {seed} (repeat a run with --hypothesis-seed={seed} or HYPOTHESIS_SEED={seed})"
+
+
+# Where each test ran and when (setup, call, teardown), one JSON line per phase:
+# test-results/timeline-<worker>.jsonl shows a run's critical path (which xdist
+# worker was busy with what), which the 30-minute budget of a full run depends on.
+TIMELINE = REPO / "test-results"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if hasattr(report, "node"):  # xdist's controller, handed a worker's report: recorded there
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    line = {"worker": worker, "test": report.nodeid, "when": report.when, "start": report.start}
+    line |= {"duration": round(report.duration, 3), "outcome": report.outcome}
+    TIMELINE.mkdir(exist_ok=True)
+    with (TIMELINE / f"timeline-{worker}.jsonl").open("a", encoding="utf-8") as timeline:
+        timeline.write(json.dumps(line) + "\n")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
