@@ -175,6 +175,18 @@ def ready(api: str) -> bool:
         return False
 
 
+def wait_until_done(stack: Stack, job: str, when: str) -> None:
+    """Wait for the job's ``done``; a job that ends otherwise fails at once, naming its row."""
+    rows: list[dict] = []
+
+    def finished() -> bool:
+        rows.append(stack.job(job))
+        return rows[-1]["status"] in ("done", "failed")
+
+    wait_for(finished, 90, f"job {job} finished {when}")
+    assert rows[-1]["status"] == "done", f"job {job} {when}: {rows[-1]}"
+
+
 @pytest.mark.parametrize("order", [("postgres", "rabbitmq", "redis")], ids=["postgres-rabbitmq-redis"])
 def test_backing_services_restarted_under_load_lose_nothing(stack, order) -> None:
     api_before = stack.container("api").attrs
@@ -194,9 +206,7 @@ def test_backing_services_restarted_under_load_lose_nothing(stack, order) -> Non
             )
             after = stack.export()
             for job in (before, after):
-                wait_for(
-                    lambda job=job: stack.job(job)["status"] == "done", 90, f"job {job} done ({service})"
-                )
+                wait_until_done(stack, job, f"after {service} restarted")
     finally:
         load.stopping.set()
         load.join()

@@ -112,6 +112,9 @@ const TRANSIENT_SOCKET_CODES = new Set([
   "EHOSTUNREACH",
   "ENETUNREACH",
   "EAI_AGAIN",
+  // A stopped container's name has no DNS entry until it starts again (a restart
+  // of the database container): a name that does not resolve is the moment too.
+  "ENOTFOUND",
 ]);
 // node-postgres reports a vanished server with plain Errors that carry no code.
 const TRANSIENT_MESSAGES =
