@@ -23,9 +23,10 @@ from stackplate.native import npm_ci, uv_sync
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Tests that publish or bind the answers' host ports (the engine tests, and the
-# native boot, which takes an answer's port when it is free) run one after the
+# Tests that publish the answers' host ports (the engine tests) run one after the
 # other in one xdist worker (``--dist loadgroup``); the rest spread over the others.
+# The group is a full run's critical path: a test that can take free ports instead
+# (the native boots do) stays out of it.
 HOST_PORTS = pytest.mark.xdist_group("host-ports")
 
 # Fixtures that install with npm or uv: a test that takes one is marked ``slow``

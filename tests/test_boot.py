@@ -24,12 +24,12 @@ from urllib.parse import urlsplit
 
 import pytest
 from booting import CHROMIUM, Boot, run_e2e_suite, stackplate_boot
-from conftest import HOST_PORTS, REPO, render, require_tool
+from conftest import REPO, render, require_tool
 from matrix import MATRIX, services_of
 
-# Only the boots of the defaults take well-known answer ports (8000, 3000), which the
-# engine tests publish too: those share the engine tests' xdist group. The others
-# boot an API on a free port of their own and run beside it.
+# Every boot here puts its app services on free ports of their own, so it takes no
+# port an engine test publishes (8000, 3000, 8100...) and runs beside those, outside
+# their xdist group: the group is the full run's critical path.
 pytestmark = [pytest.mark.backing, pytest.mark.slow]
 
 
@@ -39,9 +39,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def on_free_app_ports(answers: dict) -> dict:
+    """The answers with every app service that has a port moved to a port nothing else here uses."""
+    services = [{**s, "port": free_port()} if "port" in s else dict(s) for s in services_of(answers)]
+    return {**answers, "services": services}
+
+
 def minimal_on_a_free_port() -> dict:
     """The minimal answers with the API on a port nothing else here uses."""
-    return {**MATRIX["minimal"], "services": [{"name": "api", "kind": "fastapi", "port": free_port()}]}
+    return on_free_app_ports(MATRIX["minimal"])
 
 
 def status(url: str) -> int:
@@ -53,13 +59,10 @@ def lines(text: str) -> list[str]:
     return text.splitlines()
 
 
-@HOST_PORTS
 @pytest.mark.parametrize("answers_name", ["defaults", "two-apis-two-workers"])
-def test_booted_project_passes_its_browser_suite(
-    answers_name, matrix_render_copy, tmp_path, e2e_venv
-) -> None:
+def test_booted_project_passes_its_browser_suite(answers_name, template_copy, tmp_path, e2e_venv) -> None:
     require_tool(CHROMIUM, "apt-get install chromium")
-    project = matrix_render_copy(answers_name)
+    project = render(template_copy, tmp_path / "project", on_free_app_ports(MATRIX[answers_name]))
     artifacts = REPO / "test-results" / "e2e" / answers_name
     shutil.rmtree(artifacts, ignore_errors=True)
     with stackplate_boot(project, tmp_path / "boot.log") as booted:
