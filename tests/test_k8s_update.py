@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import copier_cli
-from test_k8s_manifests import kustomize
+from conftest import copier_cli, kustomize
 from updating import commit_all, edit, leftover_rejects, versioned_template
 
 from stackplate.project import conflicted_files
