@@ -91,6 +91,9 @@ class StackFilters(Extension):
                 "box": _box,
                 "db_clients": _db_clients,
                 "image_reference": _image_reference,
+                # "fastapi" | compose_limits, "redis" | kubernetes_resources: answers.RESOURCES.
+                "compose_limits": answers.compose_limits,
+                "kubernetes_resources": answers.kubernetes_resources,
             }
         )
         # The secrets are not rendered: scripts/generate_secrets.py makes them (a Copier task).

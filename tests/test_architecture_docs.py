@@ -248,11 +248,12 @@ def add_volume(project: Path) -> None:
 
 def publish_in_production(service: str, port: str) -> Callable[[Path], None]:
     def change(project: Path) -> None:
-        edit(
-            project / "docker-compose.production.yml",
-            f"  {service}:\n    restart: always\n",
-            f'  {service}:\n    restart: always\n    ports:\n      - "{port}"\n',
-        )
+        # The service's entry: its comment and image line come before restart.
+        path = project / "docker-compose.production.yml"
+        text = path.read_text(encoding="utf-8")
+        start = text.index(f"\n  {service}:\n") + 1
+        restart = text.index("    restart: always\n", start) + len("    restart: always\n")
+        path.write_text(text[:restart] + f'    ports:\n      - "{port}"\n' + text[restart:], encoding="utf-8")
 
     return change
 

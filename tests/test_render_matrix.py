@@ -35,6 +35,10 @@ EXPECTED_ALWAYS = [
     "config/.env.mcp.credentials.example",
     ".vscode/mcp.json",
     "tmp/ollama/.gitkeep",
+    "deploy/k8s/base/kustomization.yaml",
+    "deploy/k8s/base/network-policies.yaml",
+    "deploy/k8s/overlays/staging/kustomization.yaml",
+    "deploy/k8s/overlays/production/kustomization.yaml",
 ]
 FILES_BY_KIND = {
     "fastapi": ["Dockerfile", "pyproject.toml", "uv.lock", "app/main.py"],
@@ -59,6 +63,8 @@ def test_expected_files_are_present(rendered) -> None:
         missing += [
             f"{folder}/{f}" for f in FILES_BY_KIND[service["kind"]] if not (project / folder / f).is_file()
         ]
+        if not (project / f"deploy/k8s/base/{service['name']}.yaml").is_file():
+            missing.append(f"deploy/k8s/base/{service['name']}.yaml")
         devcontainer = f".devcontainer/{service['name']}-container/devcontainer.json"
         if not (project / devcontainer).is_file():
             missing.append(devcontainer)

@@ -201,6 +201,9 @@ def test_operations_pages_cover_the_stack(render, name) -> None:
             "python -m app migrate",
             "required reviewers",
             "config/.env",
+            "## Kubernetes",
+            "kubectl kustomize --load-restrictor LoadRestrictionsNone deploy/k8s/overlays/staging",
+            "postgres.example.internal",
         ],
         "monitoring": ["/api/v1/health", "/api/v1/ready", "request_id"],
         "backup-restore": [

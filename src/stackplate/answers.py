@@ -23,6 +23,53 @@ DEVELOPMENT_SERVICES = ("ollama", "pgadmin", "redis_commander")
 IMAGE_REGISTRY = "localhost"
 IMAGE_TAG = "latest"
 
+# The production resources of each app service kind and backing service: the
+# limits of docker-compose.production.yml and of the Kubernetes containers (one
+# table, so the two cannot drift), and what a Kubernetes pod requests (the
+# scheduler's reservation, and the base of the autoscalers' CPU percentages).
+# CPU in millicores, memory in MiB.
+RESOURCES = {
+    "fastapi": {"limit_cpu": 1000, "limit_mib": 1024, "request_cpu": 250, "request_mib": 256},
+    "node-worker": {"limit_cpu": 1000, "limit_mib": 1024, "request_cpu": 250, "request_mib": 256},
+    "react-vite": {"limit_cpu": 500, "limit_mib": 512, "request_cpu": 50, "request_mib": 64},
+    "postgres": {"limit_cpu": 2000, "limit_mib": 2048, "request_cpu": 500, "request_mib": 512},
+    "redis": {"limit_cpu": 500, "limit_mib": 512, "request_cpu": 100, "request_mib": 128},
+    "rabbitmq": {"limit_cpu": 1000, "limit_mib": 1024, "request_cpu": 250, "request_mib": 512},
+}
+
+
+def compose_limits(name: str) -> dict[str, str]:
+    """Compose's ``deploy.resources.limits`` of a kind or backing service.
+
+    ``compose_limits("react-vite")`` -> ``{"cpus": "0.5", "memory": "512M"}``.
+    """
+    table = RESOURCES[name]
+    memory = table["limit_mib"]
+    return {
+        "cpus": f"{table['limit_cpu'] / 1000:g}",
+        "memory": f"{memory // 1024}G" if memory % 1024 == 0 else f"{memory}M",
+    }
+
+
+def kubernetes_resources(name: str) -> dict[str, dict[str, str]]:
+    """A Kubernetes container's ``resources`` of a kind or backing service.
+
+    ``kubernetes_resources("react-vite")["limits"]`` -> ``{"cpu": "500m", "memory": "512Mi"}``.
+    """
+    table = RESOURCES[name]
+
+    def quantities(cpu: int, mib: int) -> dict[str, str]:
+        return {
+            "cpu": f"{cpu // 1000}" if cpu % 1000 == 0 else f"{cpu}m",
+            "memory": f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi",
+        }
+
+    return {
+        "limits": quantities(table["limit_cpu"], table["limit_mib"]),
+        "requests": quantities(table["request_cpu"], table["request_mib"]),
+    }
+
+
 # Compose service names of the services the template adds itself; an app
 # service may not take one of them.
 RESERVED_NAMES = frozenset(
