@@ -118,10 +118,8 @@ async def create_export(
         "format": job.format,
         "requested_at": job.created_at.isoformat(),
     }
-    # Announce "queued" before the worker can possibly announce "running".
-    await ctx.broker.publish_event(job_event(job))
     try:
-        await ctx.broker.publish_export(str(job.id), message)
+        await ctx.broker.queue_export(str(job.id), message, job_event(job))
     except BrokerUnavailable as exc:
         reason = str(exc)
         if not await _fail_if_still_queued(session, job, reason):
