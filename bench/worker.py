@@ -5,7 +5,8 @@ boots the API (2 uvicorn workers unless ``--api-workers``) and one and then two
 node workers natively, seeds a small users table (SEED_USERS users, CLIENTS of
 them admins, so every export holds all SEED_USERS), then sends
 ``POST /api/v1/exports`` JOBS times from CLIENTS client threads, each as its own
-admin, and listens on the events exchange for each job's ``done``.
+admin on its own kept-alive HTTP connection, and listens on the events exchange
+for each job's ``done``.
 
 Per run it prints jobs per second (first POST sent to last ``done`` received),
 p50/p99 of the time from sending the POST to receiving the job's ``done`` event,
@@ -13,16 +14,17 @@ and where that time goes (p50 of each): the POST's answer on the client, the wai
 from the row's ``created_at`` to the worker's claim (``started_at``: the publish,
 the queue, the prefetch) and the worker's run (``started_at`` to ``finished_at``).
 The ``load`` column is the 1-minute load average when the run ended: the machine
-is shared, so read figures next to it and repeat runs.
+may be shared, so read figures next to it and repeat runs.
 
-``--ref REF`` also renders the template as it is at git ref REF (the anchor) and
-measures it in the same run, interleaved with the working tree, so both rows
-share the machine's conditions. ``--env KEY=VALUE`` sets a variable for the API
-and the worker of every row (a lever to measure, e.g. ``WORKER_PREFETCH=16``).
-The per-user export limit and the rate limits are raised out of the way.
+``--ref REF`` (repeatable) also renders the template as it is at git ref REF (the
+anchor, e.g. ``main``) and measures it in the same run, interleaved with the
+working tree (committed or not), so all rows share the machine's conditions.
+``--env KEY=VALUE`` sets a variable for the API and the worker of every row (a
+lever to measure, e.g. ``WORKER_PREFETCH=16``). The per-user export limit and the
+rate limits are raised out of the way, and bcrypt is cheap for the seeding.
 A benchmark prints a table; it asserts nothing.
 
-Run: ``python bench/worker.py [--jobs N] [--quick] [--ref main] [--repeat N]
+Run: ``python bench/worker.py [--jobs N] [--quick] [--ref main ...] [--repeat N]
 [--workers 1,2] [--api-workers N] [--env KEY=VALUE ...]`` (default 1,000 jobs;
 ``--quick``: 200).
 """
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import io
 import json
 import os
@@ -44,6 +47,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import copier
 import pika
@@ -62,6 +66,7 @@ NO_LIMITS = {
     "GENERAL_RATE_LIMIT": "100000000/minute",
     "LOGIN_RATE_LIMIT": "100000000/minute",
     "EXPORT_MAX_ACTIVE_PER_USER": "1000000",
+    "BCRYPT_ROUNDS": "4",  # seeding 20 users and 16 logins per run: not what is measured
 }
 
 
@@ -119,18 +124,36 @@ class Sent:
     answered_ms: float
 
 
+class KeptAlive:
+    """One client thread's HTTP/1.1 connection to the API, kept open between requests as a browser
+    keeps it (urllib would open one per request, and on two cores the handshakes are not free)."""
+
+    def __init__(self, api_url: str, token: str) -> None:
+        parts = urlsplit(api_url)
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        self.headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
+
+    def post(self, path: str, body: dict) -> dict:
+        self.connection.request("POST", path, json.dumps(body), self.headers)
+        response = self.connection.getresponse()
+        data = response.read()
+        if response.status >= 400:
+            raise RuntimeError(f"POST {path}: {response.status} {data[:200]!r}")
+        return json.loads(data)
+
+
 def push_jobs(api_url: str, tokens: list[str], jobs: int, listener: DoneListener) -> dict[str, Sent]:
     """POST ``jobs`` exports, client thread i as admin i; wait (at most 300 s) for every final event."""
     sent: dict[str, Sent] = {}
-    slots = threading.local()
-    counter = iter(range(len(tokens)))
+    local = threading.local()
+    clients = iter([KeptAlive(api_url, token) for token in tokens])
 
     def one(number: int) -> None:
-        if not hasattr(slots, "token"):
-            slots.token = tokens[next(counter)]
+        if not hasattr(local, "client"):
+            local.client = next(clients)
         started = time.perf_counter()
         body = {"format": "csv" if number % 2 else "json"}
-        job = call(f"{api_url}/api/v1/exports", "POST", body, slots.token)["id"]
+        job = local.client.post("/api/v1/exports", body)["id"]
         sent[job] = Sent(started, (time.perf_counter() - started) * 1000)
 
     with ThreadPoolExecutor(len(tokens)) as pool:
@@ -273,12 +296,13 @@ def working_tree(target: Path) -> None:
             shutil.copy2(source, target / name)
 
 
-def variants(workdir: Path, ref: str | None) -> list[Variant]:
-    """The anchor at ``ref`` (if given) and the working tree, each rendered with the default answers."""
+def variants(workdir: Path, refs: list[str]) -> list[Variant]:
+    """The template at each git ref (the anchor first) and the working tree, rendered with the defaults."""
     templates = []
-    if ref is not None:
-        commit = template_at(ref, workdir / "template-ref")
-        templates.append((f"{ref} ({commit})"[:22], workdir / "template-ref"))
+    for number, ref in enumerate(refs):
+        commit = template_at(ref, workdir / f"template-ref{number}")
+        label = ref if ref.startswith(commit) else f"{ref} ({commit})"
+        templates.append((label[:22], workdir / f"template-ref{number}"))
     working_tree(workdir / "template-tree")
     templates.append(("working tree", workdir / "template-tree"))
     found = []
@@ -300,7 +324,9 @@ def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1000, help="export jobs per run (default 1000)")
     parser.add_argument("--quick", action="store_true", help="200 jobs per run")
-    parser.add_argument("--ref", help="also measure the template at this git ref (the anchor), e.g. main")
+    parser.add_argument(
+        "--ref", action="append", default=[], help="also measure the template at this git ref, e.g. main"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each row (default 1); medians follow")
     parser.add_argument("--workers", default="1,2", help="node worker counts, comma-separated (default 1,2)")
     parser.add_argument("--api-workers", type=int, default=2, help="uvicorn workers of the API (default 2)")
