@@ -248,9 +248,13 @@ export class JobRunner {
   async #produce(job, log) {
     const dir = this.#config.exportsDir;
     await mkdir(dir, { recursive: true });
-    const stale = await removeStaleTemps(dir, job.id);
-    if (stale.length > 0)
-      log.info("removed temporary files of an earlier attempt", { files: stale });
+    // Only an earlier attempt of this job can have left its temporary files, and
+    // looking means reading the whole folder (every export of the retention period).
+    if (job.attempts > 1) {
+      const stale = await removeStaleTemps(dir, job.id);
+      if (stale.length > 0)
+        log.info("removed temporary files of an earlier attempt", { files: stale });
+    }
     const fileName = `${job.id}.${job.format}`;
     const { tempPath, rowCount, fileSize } = await writeTempFile({
       dir,
