@@ -197,8 +197,12 @@ export class JobRunner {
       format: job.format,
       redelivered: delivery.redelivered,
     });
-    await this.#announce(job, log); // best effort: "done" or "failed" follows anyway
+    // Best effort ("done" or "failed" follows anyway), so the export need not wait for
+    // its confirm: the publish is written now, and the channel keeps "running" ahead of
+    // whatever this job announces next.
+    const running = this.#announce(job, log);
     const outcome = await this.#export(job, log);
+    await running;
     if (outcome === null) {
       await this.#dropOvertaken(delivery, job, log);
       return;
