@@ -213,6 +213,8 @@ class Broker:
         self.last_error = None
 
     async def _on_event(self, message: AbstractIncomingMessage) -> None:
+        if not self.hub:
+            return  # no stream open in this process: every job's three events cost nothing
         try:
             event = JobEvent.from_body(orjson.loads(message.body))
         except (orjson.JSONDecodeError, ValueError) as exc:
