@@ -14,7 +14,9 @@ and where that time goes (p50 of each): the POST's answer on the client, the wai
 from the row's ``created_at`` to the worker's claim (``started_at``: the publish,
 the queue, the prefetch) and the worker's run (``started_at`` to ``finished_at``).
 The ``load`` column is the 1-minute load average when the run ended: the machine
-may be shared, so read figures next to it and repeat runs.
+may be shared, so read figures next to it and repeat runs. The last columns are
+CPU milliseconds per job, by part (see ``cpu_seconds``), which hardly depend on
+that load: two idle cores carry at most 2000 / ``cpu`` jobs per second.
 
 ``--ref REF`` (repeatable) also renders the template as it is at git ref REF (the
 anchor, e.g. ``main``) and measures it in the same run, interleaved with the
@@ -45,7 +47,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -55,7 +57,7 @@ import psycopg
 from api import call, login  # bench/api.py: the same JSON calls to the rendered API
 
 from stackplate.backing import BackingServices, BackingUrls, create_database
-from stackplate.native import dotenv, plain_postgres_url, running_api, running_worker
+from stackplate.native import dotenv, plain_postgres_url, project_secret, running_api, running_worker
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE_PARTS = ("copier.yml", "template", "extensions", "src")  # what a render reads
@@ -91,6 +93,7 @@ class Result:
     run_ms: float
     failed: int
     load: float
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU ms per job, by part (PARTS)
 
 
 class DoneListener(threading.Thread):
@@ -189,13 +192,55 @@ def stage_times(database: str, jobs: list[str]) -> tuple[list[float], list[float
     return [float(wait) for wait, _ in rows], [float(run) for _, run in rows]
 
 
+PARTS = ("client", "api", "worker", "postgres", "rabbitmq", "other")
+BACKING_PARTS = {"postgres": "postgres", "beam.smp": "rabbitmq", "erl_child_setup": "rabbitmq"}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(roots: dict[int, str]) -> dict[str, float]:
+    """CPU seconds used so far by this process and everything under it, by part.
+
+    A process belongs to the first of ``roots`` (pid -> part) among its ancestors;
+    otherwise to its command's part (BACKING_PARTS: the servers this bench started),
+    else "other". This process itself is the client (its threads included). Unlike
+    throughput, CPU time per job hardly depends on what else the machine runs: on
+    two idle cores the jobs per second can be at most 2000 / (total CPU ms per job).
+    """
+    table: dict[int, tuple[int, str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            command = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            # utime, stime, cutime, cstime: children reaped meanwhile count for their parent
+            table[int(entry.name)] = (int(fields[1]), command, sum(map(int, fields[11:15])) / CLOCK_TICKS)
+    me = os.getpid()
+    totals = dict.fromkeys(PARTS, 0.0)
+    own = os.times()
+    totals["client"] = own.user + own.system
+    for pid, (_, command, cpu) in table.items():
+        part, ancestor = None, pid
+        while ancestor in table and ancestor != me and part is None:
+            part = roots.get(ancestor)
+            ancestor = table[ancestor][0]
+        if ancestor == me and pid != me:
+            totals[part or BACKING_PARTS.get(command, "other")] += cpu
+    return totals
+
+
+def cpu_per_job(before: dict[str, float], after: dict[str, float], jobs: int) -> dict[str, float]:
+    return {part: (after[part] - before[part]) * 1000 / jobs for part in PARTS}
+
+
 def measure(
     variant: Variant, urls: BackingUrls, workdir: Path, run: str, options: argparse.Namespace
 ) -> Result:
     workers, jobs = options.worker_count, options.jobs
     project = variant.project
     secrets = dotenv(project / "config" / ".env")
-    database = create_database(urls.postgres, f"bench_worker_{run}")
+    database = create_database(urls.postgres, f"bench_worker_{os.getpid()}_{run}")
     exports = workdir / f"exports-{run}"
     env = {**NO_LIMITS, **options.env}
     with contextlib.ExitStack() as stack:
@@ -205,21 +250,27 @@ def measure(
                 options.api_workers, exports_dir=exports, install=not (project / ".venv").is_dir(),
             )
         )  # fmt: skip
-        for number in range(workers):
+        worker_services = [
             stack.enter_context(
                 running_worker(
                     project, "worker", urls, database, exports, workdir / run, options.env,
                     install=number == 0 and not (project / "services" / "worker" / "node_modules").is_dir(),
                 )
-            )  # fmt: skip
-        tokens = seed_admins(api.url, secrets["FIRST_ADMIN_EMAIL"], secrets["FIRST_ADMIN_PASSWORD"])
+            )
+            for number in range(workers)
+        ]  # fmt: skip
+        password = project_secret(project, "first_admin_password", "FIRST_ADMIN_PASSWORD")
+        tokens = seed_admins(api.url, secrets["FIRST_ADMIN_EMAIL"], password)
         listener = DoneListener(urls.rabbitmq, api.env["EVENTS_EXCHANGE"])
         listener.start()
+        roots = {api.process.pid: "api", **{worker.process.pid: "worker" for worker in worker_services}}
+        before = cpu_seconds(roots)
         try:
             sent = push_jobs(api.url, tokens, jobs, listener)
         finally:
             listener.stop.set()
             listener.join()
+        cpu = cpu_per_job(before, cpu_seconds(roots), jobs)
     load = os.getloadavg()[0]
     finished = {job: listener.finished[job] for job in sent if job in listener.finished}
     latencies = [(finished[job][0] - sent[job].at) * 1000 for job in finished]
@@ -230,15 +281,27 @@ def measure(
     post = statistics.median(s.answered_ms for s in sent.values())
     return Result(
         variant.label, workers, jobs, len(finished) / span, cuts[49], cuts[98], post,
-        statistics.median(waits), statistics.median(runs), failed, load,
+        statistics.median(waits), statistics.median(runs), failed, load, cpu,
     )  # fmt: skip
 
 
+FIGURES = ("jobs_per_s", "p50_ms", "p99_ms", "post_ms", "wait_ms", "run_ms", "load")
 COLUMNS = (
     ("variant", 22, "s"), ("workers", 7, "d"), ("jobs", 5, "d"), ("jobs/s", 7, ".0f"),
     ("p50 ms", 7, ".0f"), ("p99 ms", 7, ".0f"), ("POST ms", 7, ".1f"), ("wait ms", 7, ".1f"),
     ("run ms", 7, ".1f"), ("failed", 6, "d"), ("load", 5, ".1f"),
+    # CPU ms per job: the bench's client, the API, the worker(s), PostgreSQL, RabbitMQ, all
+    ("cli", 4, ".1f"), ("api", 4, ".1f"), ("wkr", 4, ".1f"), ("pg", 4, ".1f"), ("mq", 4, ".1f"),
+    ("cpu", 4, ".1f"),
 )  # fmt: skip
+
+
+def row(result: Result) -> list:
+    cpu = [result.cpu.get(part, 0.0) for part in PARTS[:-1]] + [sum(result.cpu.values())]
+    return [
+        result.variant, result.workers, result.jobs, result.jobs_per_s, result.p50_ms, result.p99_ms,
+        result.post_ms, result.wait_ms, result.run_ms, result.failed, result.load, *cpu,
+    ]  # fmt: skip
 
 
 def print_table(results: list[Result]) -> None:
@@ -246,12 +309,8 @@ def print_table(results: list[Result]) -> None:
     print(header)
     print("-" * len(header))
     for result in results:
-        values = (getattr(result, field) for field in Result.__dataclass_fields__)
-        print(
-            " | ".join(
-                f"{value:>{width}{kind}}" for value, (_, width, kind) in zip(values, COLUMNS, strict=True)
-            )
-        )
+        cells = zip(row(result), COLUMNS, strict=True)
+        print(" | ".join(f"{value:>{width}{kind}}" for value, (_, width, kind) in cells))
 
 
 def medians(results: list[Result]) -> list[Result]:
@@ -261,12 +320,10 @@ def medians(results: list[Result]) -> list[Result]:
         groups.setdefault((result.variant, result.workers), []).append(result)
     rows = []
     for (variant, workers), group in groups.items():
-        numbers = {
-            field: statistics.median(getattr(r, field) for r in group)
-            for field in Result.__dataclass_fields__
-            if field not in ("variant", "workers", "jobs", "failed")
-        }
-        rows.append(Result(variant, workers, group[0].jobs, failed=sum(r.failed for r in group), **numbers))
+        numbers = {name: statistics.median(getattr(r, name) for r in group) for name in FIGURES}
+        cpu = {part: statistics.median(r.cpu[part] for r in group) for part in PARTS}
+        failed = sum(r.failed for r in group)
+        rows.append(Result(variant, workers, group[0].jobs, failed=failed, cpu=cpu, **numbers))
     return rows
 
 
