@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import FileResponse, JSONResponse
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import Integer, String, Uuid, bindparam, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import Ctx, CurrentUser, SessionDep, TokenClaimsDep, check_bearer, unauthorized
@@ -73,6 +73,30 @@ async def _fail_if_still_queued(
 
 ACTIVE = ("queued", "running")
 JOBS = ExportJob.__table__
+# Built once: constructing them took a fifth of the route's database time.
+BEARER_LOCKED = select(
+    User.is_active,
+    User.auth_version,
+    func.pg_advisory_xact_lock(func.hashtextextended(bindparam("lock_key", type_=String), 0)),
+).where(User.id == bindparam("owner_id"))
+ACTIVE_COUNT = (
+    select(func.count())
+    .select_from(JOBS)
+    .where(JOBS.c.owner_id == bindparam("owner_id"), JOBS.c.status.in_(ACTIVE))
+    .scalar_subquery()
+)
+INSERT_BELOW_LIMIT = (
+    insert(JOBS)
+    .from_select(
+        ("id", "owner_id", "format", "status"),
+        select(
+            bindparam("id", type_=Uuid), bindparam("owner_id", type_=Uuid),
+            bindparam("format", type_=String), literal("queued"),
+        ).where(bindparam("limit", type_=Integer) > ACTIVE_COUNT),
+        include_defaults=False,
+    )
+    .returning(*JOBS.c)
+)  # fmt: skip
 
 
 async def _insert_queued_job(
@@ -89,26 +113,14 @@ async def _insert_queued_job(
     holder committed; one statement doing all three could not, its snapshot would predate
     the lock. The commit ends the transaction and releases the lock.
     """
-    lock = func.pg_advisory_xact_lock(func.hashtextextended(f"exports:{claims.user_id}", 0))
+    owner = {"owner_id": claims.user_id}
     bearer = await session.execute(
-        select(User.is_active, User.auth_version, lock).where(User.id == claims.user_id)
+        BEARER_LOCKED, {**owner, "lock_key": f"exports:{claims.user_id}"}
     )
     check_bearer(bearer.first(), claims)
     limit = ctx.settings.export_max_active_per_user
-    active = (
-        select(func.count())
-        .select_from(JOBS)
-        .where(JOBS.c.owner_id == claims.user_id, JOBS.c.status.in_(ACTIVE))
-        .scalar_subquery()
-    )
-    values = select(
-        literal(uuid.uuid4()), literal(claims.user_id), literal(format), literal("queued")
-    ).where(active < limit)
-    columns = ("id", "owner_id", "format", "status")
-    inserted = await session.execute(
-        insert(JOBS).from_select(columns, values, include_defaults=False).returning(*JOBS.c)
-    )
-    row = inserted.first()
+    values = {**owner, "id": uuid.uuid4(), "format": format, "limit": limit}
+    row = (await session.execute(INSERT_BELOW_LIMIT, values)).first()
     if row is None:
         await session.rollback()
         raise HTTPException(
