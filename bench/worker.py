@@ -21,13 +21,15 @@ that load: two idle cores carry at most 2000 / ``cpu`` jobs per second.
 ``--ref REF`` (repeatable) also renders the template as it is at git ref REF (the
 anchor, e.g. ``main``) and measures it in the same run, interleaved with the
 working tree (committed or not), so all rows share the machine's conditions.
+``--profile DIR`` records the API with py-spy during each row's jobs (a
+collapsed-stack file per row in DIR) and prints which libraries its samples fall in.
 ``--env KEY=VALUE`` sets a variable for the API and the worker of every row (a
 lever to measure, e.g. ``WORKER_PREFETCH=16``). The per-user export limit and the
 rate limits are raised out of the way, and bcrypt is cheap for the seeding.
 A benchmark prints a table; it asserts nothing.
 
 Run: ``python bench/worker.py [--jobs N] [--quick] [--ref main ...] [--repeat N]
-[--workers 1,2] [--api-workers N] [--env KEY=VALUE ...]`` (default 1,000 jobs;
+[--workers 1,2] [--api-workers N] [--env KEY=VALUE ...] [--profile DIR]`` (default 1,000 jobs;
 ``--quick``: 200).
 """
 
@@ -40,12 +42,15 @@ import io
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,6 +239,56 @@ def cpu_per_job(before: dict[str, float], after: dict[str, float], jobs: int) ->
     return {part: (after[part] - before[part]) * 1000 / jobs for part in PARTS}
 
 
+# What a sampled Python stack of the API is busy with: the innermost frame that names one.
+PROFILE_PARTS = (
+    ("SQLAlchemy", ("sqlalchemy/",)), ("asyncpg", ("asyncpg/",)),
+    ("AMQP (aio-pika, aiormq, pamqp)", ("aio_pika/", "aiormq/", "pamqp/")), ("Redis", ("redis/",)),
+    ("pydantic", ("pydantic",)), ("logging", ("logging/", "app/core/logging.py")),
+    ("FastAPI, Starlette", ("fastapi/", "starlette/")), ("uvicorn", ("uvicorn/",)), ("app", ("app/",)),
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def api_profile(pid: int, output: Path | None) -> Iterator[None]:
+    """py-spy samples the API's processes while the block runs (nothing if ``output`` is None)."""
+    if output is None:
+        yield
+        return
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    command = [py_spy, "record", "--subprocesses", "--nonblocking", "--rate", "100", "--format", "raw"]
+    spy = subprocess.Popen(
+        [*command, "--pid", str(pid), "--output", str(output)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        spy.wait(60)
+
+
+def profile_summary(raw: Path) -> str:
+    """The share of the API's samples in each PROFILE_PARTS library (collapsed stacks, py-spy raw)."""
+    counts: dict[str, int] = dict.fromkeys([name for name, _ in PROFILE_PARTS] + ["other"], 0)
+    for line in raw.read_text().splitlines():
+        stack, _, number = line.rpartition(" ")
+        frames = stack.split(";")
+        if "spawn_main" in frames[-1] or "multiprocessing/connection.py" in frames[-1]:
+            continue  # uvicorn's supervisor, waiting for its workers
+        part = next(
+            (
+                name
+                for frame in reversed(frames)
+                for name, marks in PROFILE_PARTS
+                if any(m in frame for m in marks)
+            ),
+            "other",
+        )
+        counts[part] += int(number)
+    total = sum(counts.values()) or 1
+    return ", ".join(f"{name} {count * 100 / total:.0f}%" for name, count in counts.items() if count)
+
+
 def measure(
     variant: Variant, urls: BackingUrls, workdir: Path, run: str, options: argparse.Namespace
 ) -> Result:
@@ -265,11 +320,17 @@ def measure(
         listener.start()
         roots = {api.process.pid: "api", **{worker.process.pid: "worker" for worker in worker_services}}
         before = cpu_seconds(roots)
+        profile = options.profile / f"{run}-api.txt" if options.profile else None
         try:
-            sent = push_jobs(api.url, tokens, jobs, listener)
+            with api_profile(api.process.pid, profile):
+                sent = push_jobs(api.url, tokens, jobs, listener)
         finally:
             listener.stop.set()
             listener.join()
+        if profile is not None:
+            print(
+                f"{variant.label}, {workers} worker(s), API profile ({profile}): {profile_summary(profile)}"
+            )
         cpu = cpu_per_job(before, cpu_seconds(roots), jobs)
     load = os.getloadavg()[0]
     finished = {job: listener.finished[job] for job in sent if job in listener.finished}
@@ -385,6 +446,9 @@ def parse_arguments() -> argparse.Namespace:
         "--ref", action="append", default=[], help="also measure the template at this git ref, e.g. main"
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each row (default 1); medians follow")
+    parser.add_argument(
+        "--profile", type=Path, help="folder for a py-spy profile of the API per row (pip install py-spy)"
+    )
     parser.add_argument("--workers", default="1,2", help="node worker counts, comma-separated (default 1,2)")
     parser.add_argument("--api-workers", type=int, default=2, help="uvicorn workers of the API (default 2)")
     parser.add_argument(
@@ -394,6 +458,8 @@ def parse_arguments() -> argparse.Namespace:
     if arguments.quick:
         arguments.jobs = 200
     arguments.env = dict(arguments.env)
+    if arguments.profile:
+        arguments.profile.mkdir(parents=True, exist_ok=True)
     arguments.worker_counts = [int(count) for count in arguments.workers.split(",")]
     return arguments
 
