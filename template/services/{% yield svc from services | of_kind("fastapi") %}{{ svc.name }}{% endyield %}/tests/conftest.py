@@ -19,15 +19,17 @@ import os
 import secrets
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import asyncpg
 import httpx
 import pytest
 import uvicorn
+from aio_pika.abc import AbstractIncomingMessage
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
@@ -44,6 +46,8 @@ RUN = secrets.token_hex(4)
 SERVICE = f"apitest{RUN}"
 JWT_SECRET = secrets.token_urlsafe(48)
 PASSWORD = "correct horse battery"
+
+QUEUE = f"{SERVICE}.exports"  # the run's export queue (make_settings names it)
 
 requires_redis = pytest.mark.skipif(
     not REDIS_URL, reason="Redis is off: REDIS_URL is empty (the fallback tests cover it)"
@@ -152,7 +156,7 @@ def make_settings(db_url: str, exports_dir: Path) -> Callable[..., Settings]:
             "service_name": SERVICE,
             # Named here, not left to the environment: in a container (a devcontainer)
             # EXPORT_QUEUE and EVENTS_EXCHANGE are the running service's own.
-            "export_queue": f"{SERVICE}.exports",
+            "export_queue": QUEUE,
             "events_exchange": f"{SERVICE}.events",
             "redis_url": REDIS_URL,
             "rabbitmq_host": "",
@@ -254,6 +258,27 @@ async def flush_redis_keys() -> None:
         await redis.aclose()
 
 
+# --------------------------------------------------------------------------- broker
+
+
+@pytest.fixture
+async def queue_messages() -> Callable[[], Awaitable[list[AbstractIncomingMessage]]]:
+    """Drain and return what is on the export queue (like the worker would consume it)."""
+
+    async def drain() -> list[AbstractIncomingMessage]:
+        connection = await aio_pika.connect(RABBITMQ_URL)
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(QUEUE, durable=True)  # identical declaration
+            messages = []
+            while (message := await queue.get(fail=False, timeout=5)) is not None:
+                await message.ack()
+                messages.append(message)
+            return messages
+
+    return drain
+
+
 # --------------------------------------------------------------------------- users
 
 
@@ -338,10 +363,14 @@ class TcpProxy:
             writer.close()
             return
         self._writers |= {writer, up_writer}
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(src, dst))
+        for pipe in (self._pipe(reader, up_writer), self._downstream(up_reader, writer)):
+            task = asyncio.create_task(pipe)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _downstream(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        """What the server sends to the app (a subclass may read or change it)."""
+        await self._pipe(src, dst)
 
     @staticmethod
     async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:

@@ -11,10 +11,9 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import RABBITMQ_URL, SERVICE, Account, requires_rabbitmq, running
+from tests.conftest import QUEUE, RABBITMQ_URL, SERVICE, Account, requires_rabbitmq, running
 
 EXPORTS = "/api/v1/exports"
-QUEUE = f"{SERVICE}.exports"
 
 
 async def mark_done(db: asyncpg.Pool, exports_dir: Path, job_id: str, content: bytes) -> None:
@@ -30,24 +29,6 @@ async def mark_done(db: asyncpg.Pool, exports_dir: Path, job_id: str, content: b
         name,
         len(content),
     )
-
-
-@pytest.fixture
-async def queue_messages() -> list[aio_pika.abc.AbstractIncomingMessage]:
-    """Drain and return what is on the export queue (like the worker would consume it)."""
-
-    async def drain() -> list[aio_pika.abc.AbstractIncomingMessage]:
-        connection = await aio_pika.connect(RABBITMQ_URL)
-        async with connection:
-            channel = await connection.channel()
-            queue = await channel.declare_queue(QUEUE, durable=True)  # identical declaration
-            messages = []
-            while (message := await queue.get(fail=False, timeout=5)) is not None:
-                await message.ack()
-                messages.append(message)
-            return messages
-
-    return drain  # type: ignore[return-value]
 
 
 @requires_rabbitmq

@@ -215,9 +215,10 @@ export async function failJob(pool, job, reason) {
 
 /**
  * Publish the file and mark the job done, atomically with respect to other attempts:
- * the row is locked and checked to still be this attempt's before `publishFile` runs
- * (the rename), so two overlapping attempts can never leave a file that disagrees
- * with the row. If the commit fails after the rename, a later attempt overwrites it.
+ * the UPDATE locks the row and matches only while it is still this attempt's, and
+ * `publishFile` (the rename) runs after it, before the commit, so two overlapping
+ * attempts can never leave a file that disagrees with the row. If the commit fails
+ * after the rename, a later attempt overwrites the file.
  * @param {pg.Pool} pool
  * @param {Job} job The row as claimed.
  * @param {ExportResult} result
@@ -226,20 +227,16 @@ export async function failJob(pool, job, reason) {
  */
 export async function finishJob(pool, job, result, publishFile) {
   return withTransaction(pool, async (client) => {
-    const { rows: current } = await client.query(
-      "SELECT status, attempts FROM export_jobs WHERE id = $1 FOR UPDATE",
-      [job.id],
-    );
-    if (current[0]?.status !== "running" || current[0]?.attempts !== job.attempts) return null;
-    await publishFile();
     const { rows } = await client.query(
       `UPDATE export_jobs
-          SET status = 'done', row_count = $2, file_name = $3, file_size = $4, error = NULL,
+          SET status = 'done', row_count = $3, file_name = $4, file_size = $5, error = NULL,
               finished_at = now(), ${BUMP_UPDATED_AT}
-        WHERE id = $1
+        WHERE id = $1 AND status = 'running' AND attempts = $2
         RETURNING ${JOB_COLUMNS}`,
-      [job.id, result.rowCount, result.fileName, result.fileSize],
+      [job.id, job.attempts, result.rowCount, result.fileName, result.fileSize],
     );
+    if (rows.length === 0) return null;
+    await publishFile();
     return rows[0];
   });
 }

@@ -197,8 +197,12 @@ export class JobRunner {
       format: job.format,
       redelivered: delivery.redelivered,
     });
-    await this.#announce(job, log); // best effort: "done" or "failed" follows anyway
+    // Best effort ("done" or "failed" follows anyway), so the export need not wait for
+    // its confirm: the publish is written now, and the channel keeps "running" ahead of
+    // whatever this job announces next.
+    const running = this.#announce(job, log);
     const outcome = await this.#export(job, log);
+    await running;
     if (outcome === null) {
       await this.#dropOvertaken(delivery, job, log);
       return;
@@ -248,9 +252,13 @@ export class JobRunner {
   async #produce(job, log) {
     const dir = this.#config.exportsDir;
     await mkdir(dir, { recursive: true });
-    const stale = await removeStaleTemps(dir, job.id);
-    if (stale.length > 0)
-      log.info("removed temporary files of an earlier attempt", { files: stale });
+    // Only an earlier attempt of this job can have left its temporary files, and
+    // looking means reading the whole folder (every export of the retention period).
+    if (job.attempts > 1) {
+      const stale = await removeStaleTemps(dir, job.id);
+      if (stale.length > 0)
+        log.info("removed temporary files of an earlier attempt", { files: stale });
+    }
     const fileName = `${job.id}.${job.format}`;
     const { tempPath, rowCount, fileSize } = await writeTempFile({
       dir,

@@ -14,7 +14,7 @@ Every dependency is ``async def``: FastAPI runs plain ``def`` ones in a thread.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Protocol, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -45,6 +45,18 @@ async def get_session(ctx: Ctx) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+class BearerRow(Protocol):
+    """What check_bearer reads of the bearer's users row (a User, or a selected row)."""
+
+    @property
+    def is_active(self) -> bool: ...
+    @property
+    def auth_version(self) -> int: ...
+
+
+Bearer = TypeVar("Bearer", bound=BearerRow)
 
 
 def unauthorized(detail: str, error: str | None = None) -> HTTPException:
@@ -106,13 +118,17 @@ async def get_token_claims(request: Request, credentials: Credentials) -> TokenC
 TokenClaimsDep = Annotated[TokenClaims, Depends(get_token_claims)]
 
 
-async def get_current_user(claims: TokenClaimsDep, session: SessionDep) -> User:
-    user = await session.get(User, claims.user_id)
-    if user is None or not user.is_active:
+def check_bearer(row: Bearer | None, claims: TokenClaims) -> Bearer:
+    """The bearer's row; 401 unless it exists, is active and has the token's auth version."""
+    if row is None or not row.is_active:
         raise unauthorized("User not found or inactive", "invalid_token")
-    if user.auth_version != claims.version:
+    if row.auth_version != claims.version:
         raise revoked()
-    return user
+    return row
+
+
+async def get_current_user(claims: TokenClaimsDep, session: SessionDep) -> User:
+    return check_bearer(await session.get(User, claims.user_id), claims)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

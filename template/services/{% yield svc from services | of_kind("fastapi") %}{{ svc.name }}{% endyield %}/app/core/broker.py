@@ -213,6 +213,8 @@ class Broker:
         self.last_error = None
 
     async def _on_event(self, message: AbstractIncomingMessage) -> None:
+        if not self.hub:
+            return  # no stream open in this process: every job's three events cost nothing
         try:
             event = JobEvent.from_body(orjson.loads(message.body))
         except (orjson.JSONDecodeError, ValueError) as exc:
@@ -252,6 +254,27 @@ class Broker:
             raise BrokerUnavailable("the message broker did not confirm the message") from exc
         except Exception as exc:
             raise BrokerUnavailable(f"publishing failed: {exc.__class__.__name__}: {exc}") from exc
+
+    async def queue_export(
+        self, job_id: str, body: Mapping[str, Any], event: Mapping[str, Any]
+    ) -> None:
+        """Announce the job queued and queue it, both in flight at once; raise unless the
+        broker confirmed the job (the event stays best effort).
+
+        One wait for two confirms: the two publishes go out back to back on the one
+        confirm channel, while concurrent requests' publishes are in flight beside them,
+        and the broker confirms what it has stored, many at a time (``multiple``). The
+        event is sent first: gather starts its tasks in order, both take the same path
+        to the channel's lock (asyncio wakes waiters first come, first served), and a
+        channel keeps its messages in order, so "queued" reaches the event queues
+        before the worker can receive the job and announce "running".
+        """
+        announced, queued = await asyncio.gather(
+            self.publish_event(event), self.publish_export(job_id, body), return_exceptions=True
+        )
+        for outcome in (announced, queued):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def publish_event(self, body: Mapping[str, Any]) -> None:
         """Best effort: announce a job status change on the events exchange."""
