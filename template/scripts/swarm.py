@@ -6,6 +6,7 @@
 """Deploy the production stack to Docker Swarm, and show the stack file it deploys.
 
     uv run --no-project scripts/swarm.py deploy [PROJECT]        # build, then deploy and wait
+    uv run --no-project scripts/swarm.py deploy --service api    # roll out one service (and its migrations)
     uv run --no-project scripts/swarm.py stack-file [PROJECT]    # print the stack file only
     docker stack rm STACK                                        # remove it (named volumes stay)
 
@@ -61,7 +62,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -288,20 +289,31 @@ def deploy(
     project: Path,
     *,
     stack: str | None = None,
+    only: Sequence[str] = (),
     build: bool = True,
     timeout: float = 300,
     progress: Progress = print,
 ) -> str:
-    """Build, then deploy wave by wave, each waited for; the stack's name."""
+    """Build, then deploy wave by wave, each waited for; the stack's name.
+
+    With ``only``, just those services (and their migrations) are built and
+    deployed; the stack's other services stay as they run.
+    """
     project = project.resolve()
     node_id = manager_node()
+    config = compose_config(project)
+    unknown = sorted(set(only) - set(config["services"]))
+    if unknown:
+        raise SwarmError(f"--service {', '.join(unknown)}: no such service in the compose files")
     if build:
         progress("building the production images (docker compose build)")
         files = [arg for name in COMPOSE_FILES for arg in ("-f", name)]
-        _run([DOCKER, "compose", *files, "build"], cwd=project, capture=False)
-    config = compose_config(project)
+        _run([DOCKER, "compose", *files, "build", *only], cwd=project, capture=False)
     stack = stack or config["name"]
     services = expanded_services(config)
+    if only:
+        chosen = set(only) | {f"{name}-migrate" for name in only}
+        services = {name: spec for name, spec in services.items() if name in chosen}
     deployed: set[str] = set()
     for wave in waves(services):
         deployed.update(wave)
@@ -423,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("deploy", "stack-file"))
     parser.add_argument("project", nargs="?", default=".", type=Path, help="the project (default: .)")
     parser.add_argument("--stack", help="the stack's name (default: the compose project's name)")
+    parser.add_argument(
+        "--service", action="append", default=[], help="deploy only this service (repeatable)"
+    )
     parser.add_argument("--no-build", action="store_true", help="deploy the images as they are")
     parser.add_argument("--timeout", type=float, default=300, help="seconds for each service (300)")
     args = parser.parse_args(argv)
@@ -431,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
             config = compose_config(args.project.resolve())
             print(yaml.safe_dump(stack_file(config, args.stack or config["name"]), sort_keys=False), end="")
             return 0
-        stack = deploy(args.project, stack=args.stack, build=not args.no_build, timeout=args.timeout)
+        stack = deploy(
+            args.project, stack=args.stack, only=args.service, build=not args.no_build, timeout=args.timeout
+        )
     except SwarmError as error:
         print(f"swarm.py: {error}", file=sys.stderr)
         return 1
