@@ -43,7 +43,9 @@ production combination (``docker-compose.yml`` + ``docker-compose.production.yml
   after its content's hash too, since Swarm secrets cannot change: a new file
   is a new secret and the services using it are updated;
 * services with a bind mount or a named volume are placed on this node, where
-  those paths and that data are, unless the compose files place them.
+  those paths and that data are, unless the compose files place them;
+* a service the stack runs already keeps its replica count (``docker service
+  scale`` changes it); the compose files' ``replicas`` count for new services.
 
 The engine's ``docker stack deploy`` understands the compose file format 3.9
 (Docker 20.10 and later), which this script writes. Exit status 0 when every
@@ -98,17 +100,27 @@ def compose_config(project: Path) -> dict[str, Any]:
 
 
 def stack_file(
-    config: dict[str, Any], stack: str, *, node_id: str = "", only: set[str] | None = None
+    config: dict[str, Any],
+    stack: str,
+    *,
+    node_id: str = "",
+    only: set[str] | None = None,
+    replicas: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """The stack file ``docker stack deploy`` accepts for ``config`` (services in ``only``, if given).
 
-    ``node_id`` is the node that services with bind mounts or named volumes are placed on.
+    ``node_id`` is the node that services with bind mounts or named volumes are
+    placed on; ``replicas`` replaces the compose files' replica counts.
     """
     services = expanded_services(config)
     chosen = {name: spec for name, spec in services.items() if only is None or name in only}
+    converted = {name: _service(spec, node_id) for name, spec in chosen.items()}
+    for name, count in (replicas or {}).items():
+        if name in converted and converted[name]["deploy"].get("mode", "replicated") == "replicated":
+            converted[name]["deploy"]["replicas"] = count
     return {
         "version": STACK_FORMAT,
-        "services": {name: _service(spec, node_id) for name, spec in chosen.items()},
+        "services": converted,
         "networks": {name: _network(spec or {}) for name, spec in (config.get("networks") or {}).items()},
         "volumes": {name: _volume(spec or {}) for name, spec in (config.get("volumes") or {}).items()},
         "secrets": {
@@ -314,15 +326,30 @@ def deploy(
     if only:
         chosen = set(only) | {f"{name}-migrate" for name in only}
         services = {name: spec for name, spec in services.items() if name in chosen}
+    # A service that runs keeps its replica count (docker service scale sets it), one-shots aside.
+    scaled = {name: count for name, count in running_replicas(stack).items() if name in services}
+    scaled = {name: count for name, count in scaled.items() if not services[name].get("x-one-shot")}
     deployed: set[str] = set()
     for wave in waves(services):
         deployed.update(wave)
         progress(f"deploying {', '.join(wave)} to stack {stack}")
-        stack_deploy(stack, stack_file(config, stack, node_id=node_id, only=deployed))
+        content = stack_file(config, stack, node_id=node_id, only=deployed, replicas=scaled)
+        stack_deploy(stack, content)
         for name in wave:
             wait_for_service(f"{stack}_{name}", bool(services[name].get("x-one-shot")), timeout)
             progress(f"{name}: {'done' if services[name].get('x-one-shot') else 'running'}")
     return stack
+
+
+def running_replicas(stack: str) -> dict[str, int]:
+    """The replica count of each replicated service the stack runs now, by service name."""
+    ids = _run([DOCKER, "stack", "services", "--quiet", stack], check=False).stdout.split()
+    found = {}
+    for spec in json.loads(_run([DOCKER, "service", "inspect", *ids]).stdout) if ids else []:
+        replicated = spec["Spec"]["Mode"].get("Replicated")
+        if replicated:
+            found[spec["Spec"]["Name"].removeprefix(f"{stack}_")] = int(replicated.get("Replicas", 1))
+    return found
 
 
 def manager_node() -> str:
