@@ -248,11 +248,12 @@ def add_volume(project: Path) -> None:
 
 def publish_in_production(service: str, port: str) -> Callable[[Path], None]:
     def change(project: Path) -> None:
-        edit(
-            project / "docker-compose.production.yml",
-            f"  {service}:\n    restart: always\n",
-            f'  {service}:\n    restart: always\n    ports:\n      - "{port}"\n',
-        )
+        path = project / "docker-compose.production.yml"
+        # After the service's restart line, below its comments and image line if it has them.
+        pattern = rf"(\n  {service}:\n(?:    .*\n)*?    restart: always\n)"
+        text, count = re.subn(pattern, rf'\1    ports:\n      - "{port}"\n', path.read_text(), count=1)
+        assert count == 1, f"no restart line of {service} in {path.name}"
+        path.write_text(text)
 
     return change
 
