@@ -336,7 +336,12 @@ def deploy(
         content = stack_file(config, stack, node_id=node_id, only=deployed, replicas=scaled)
         stack_deploy(stack, content)
         for name in wave:
-            wait_for_service(f"{stack}_{name}", bool(services[name].get("x-one-shot")), timeout)
+            one_shot = bool(services[name].get("x-one-shot"))
+            if one_shot and service_state(f"{stack}_{name}", one_shot)[0] == "failed":
+                # Failed on an earlier deploy of the same spec: Swarm would not run it again by itself.
+                progress(f"{name}: failed before; running it again")
+                _run([DOCKER, "service", "update", "--detach", "--force", f"{stack}_{name}"])
+            wait_for_service(f"{stack}_{name}", one_shot, timeout)
             progress(f"{name}: {'done' if services[name].get('x-one-shot') else 'running'}")
     return stack
 
@@ -391,8 +396,8 @@ def service_state(service: str, one_shot: bool) -> tuple[str, str]:
     update = spec.get("UpdateStatus") or {}
     if update.get("State") in FAILED_UPDATES:
         return "failed", f"update {update['State']}: {update.get('Message', '')}"
-    current = _what_runs(spec["Spec"]["TaskTemplate"]["ContainerSpec"])
-    tasks = [task for task in _tasks(service) if _what_runs(task["Spec"]["ContainerSpec"]) == current]
+    current = _what_runs(spec["Spec"]["TaskTemplate"])
+    tasks = [task for task in _tasks(service) if _what_runs(task["Spec"]) == current]
     states = [task["Status"]["State"] for task in tasks]
     errors = [task["Status"].get("Err", "") for task in tasks if task["Status"].get("Err")]
     if one_shot:
@@ -428,13 +433,18 @@ RUNS = (
 )
 
 
-def _what_runs(container_spec: dict[str, Any]) -> list[Any]:
-    return [container_spec.get(key) for key in RUNS]
+def _what_runs(template: dict[str, Any]) -> list[Any]:
+    """A task template's container and its force-update count (``docker service update --force``)."""
+    container = template["ContainerSpec"]
+    return [template.get("ForceUpdate", 0), *(container.get(key) for key in RUNS)]
 
 
 def _tasks(service: str) -> list[dict[str, Any]]:
     ids = _run([DOCKER, "service", "ps", "--quiet", "--no-trunc", service]).stdout.split()
-    return json.loads(_run([DOCKER, "inspect", *ids]).stdout) if ids else []
+    if not ids:
+        return []
+    # A task listed a moment ago may be gone now (history is pruned): inspect prints the others.
+    return json.loads(_run([DOCKER, "inspect", *ids], check=False).stdout or "[]")
 
 
 def _run(
