@@ -74,6 +74,8 @@ def test_each_api_migrates_once_in_a_one_shot_service_deployed_before_it(matrix_
         migration, service = stack["services"][f"{api}-migrate"], stack["services"][api]
         assert migration["command"] == ["python", "-m", "app", "migrate"]
         assert migration["deploy"]["restart_policy"]["condition"] == "on-failure"
+        # Its task's exit is no failure of an update (Swarm's default would pause the update).
+        assert migration["deploy"]["update_config"] == {"failure_action": "continue"}
         assert migration["healthcheck"] == {"disable": True} and "ports" not in migration
         assert service["command"] == ["python", "-m", "app"]  # the replicas only serve
         assert service["deploy"]["update_config"]["order"] == "start-first"

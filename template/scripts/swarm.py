@@ -160,7 +160,13 @@ def _migration(name: str, spec: dict[str, Any], command: list[str]) -> dict[str,
     migration = {key: copy.deepcopy(spec[key]) for key in kept if key in spec}
     migration["command"] = list(command)
     migration["healthcheck"] = {"disable": True}  # it exits when done; nothing to probe
-    migration["deploy"] = {"replicas": 1, "restart_policy": dict(MIGRATION_RESTART)}
+    # Its task exits when done: to Swarm's update monitor that is an early end, which by default
+    # pauses the update. Whether it worked is its exit status, which the deploy waits for.
+    migration["deploy"] = {
+        "replicas": 1,
+        "restart_policy": dict(MIGRATION_RESTART),
+        "update_config": {"failure_action": "continue"},
+    }
     migration["x-one-shot"] = True
     return migration
 
@@ -359,10 +365,10 @@ def running_replicas(stack: str) -> dict[str, int]:
 
 def manager_node() -> str:
     """This engine's swarm node ID; a clear error unless it is an active manager."""
-    info = json.loads(_run([DOCKER, "info", "--format", "{{json .Swarm}}"]).stdout)
-    if info.get("LocalNodeState") != "active" or not info.get("ControlAvailable"):
+    node = _run([DOCKER, "node", "inspect", "self"], check=False)
+    if node.returncode != 0:
         raise SwarmError("this Docker engine is not a swarm manager: run `docker swarm init` first")
-    return str(info["NodeID"])
+    return str(json.loads(node.stdout)[0]["ID"])
 
 
 def stack_deploy(stack: str, content: dict[str, Any]) -> None:
@@ -394,7 +400,7 @@ def service_state(service: str, one_shot: bool) -> tuple[str, str]:
     """("ready" | "waiting" | "failed", why) for a service, from its spec and its tasks."""
     spec = json.loads(_run([DOCKER, "service", "inspect", service]).stdout)[0]
     update = spec.get("UpdateStatus") or {}
-    if update.get("State") in FAILED_UPDATES:
+    if update.get("State") in FAILED_UPDATES and not one_shot:
         return "failed", f"update {update['State']}: {update.get('Message', '')}"
     current = _what_runs(spec["Spec"]["TaskTemplate"])
     tasks = [task for task in _tasks(service) if _what_runs(task["Spec"]) == current]
