@@ -248,12 +248,12 @@ def add_volume(project: Path) -> None:
 
 def publish_in_production(service: str, port: str) -> Callable[[Path], None]:
     def change(project: Path) -> None:
-        # The service's entry: its comment and image line come before restart.
         path = project / "docker-compose.production.yml"
-        text = path.read_text(encoding="utf-8")
-        start = text.index(f"\n  {service}:\n") + 1
-        restart = text.index("    restart: always\n", start) + len("    restart: always\n")
-        path.write_text(text[:restart] + f'    ports:\n      - "{port}"\n' + text[restart:], encoding="utf-8")
+        # After the service's restart line, below its comments and image line if it has them.
+        pattern = rf"(\n  {service}:\n(?:    .*\n)*?    restart: always\n)"
+        text, count = re.subn(pattern, rf'\1    ports:\n      - "{port}"\n', path.read_text(), count=1)
+        assert count == 1, f"no restart line of {service} in {path.name}"
+        path.write_text(text)
 
     return change
 

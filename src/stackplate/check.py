@@ -31,10 +31,10 @@ LEGACY_DOCS_CHECKER = "scripts/check_docs.py"
 
 
 @contextlib.contextmanager
-def _docs_module(project: Path, relative: str) -> Iterator[ModuleType]:
-    """The project's docs script as a module, under a private name, for the ``with`` block."""
+def project_script(project: Path, relative: str) -> Iterator[ModuleType]:
+    """A script of the project (scripts/docs.py, scripts/swarm.py) as a module, for the ``with`` block."""
     script = project / relative
-    name = f"_stackplate_docs_{abs(hash(str(script.resolve())))}"
+    name = f"_stackplate_script_{abs(hash(str(script.resolve())))}"
     spec = importlib.util.spec_from_file_location(name, script)
     if spec is None or spec.loader is None:
         raise ProjectError(f"{relative}: cannot be loaded")
@@ -58,7 +58,7 @@ def docs_problems(project: Path) -> list[str]:
     if relative is None:
         return []
     try:
-        with _docs_module(project, relative) as module:
+        with project_script(project, relative) as module:
             return [str(line) for line in module.problems(project)]
     except (Exception, SystemExit) as error:
         return [f"{relative}: failed: {type(error).__name__}: {error}"]
@@ -74,7 +74,7 @@ def write_docs(project: Path) -> list[str]:
         raise ProjectError(
             f"{project} has no {DOCS_SCRIPT} (a project of an older template): stackplate update brings it"
         )
-    with _docs_module(project, DOCS_SCRIPT) as module:
+    with project_script(project, DOCS_SCRIPT) as module:
         try:
             return [str(name) for name in module.write(project)]
         except module.markers.MarkerError as error:

@@ -17,7 +17,7 @@ import yaml
 from stackplate.answers import BACKING_SERVICES, app_services
 from stackplate.backing import ENV_VARS, BackingServiceError
 from stackplate.boot import BOOT_FILE, STATE_DIR, Booted, booted
-from stackplate.check import check_project, write_docs
+from stackplate.check import check_project, project_script, write_docs
 from stackplate.compose import ComposeError
 from stackplate.compose_boot import booted_on_engine
 from stackplate.engine import EngineError, engine_problem
@@ -320,6 +320,54 @@ def _watch(stack: Booted) -> None:
                 raise ServiceError(
                     f"{service.name} exited with {service.process.returncode}:\n{service.log_tail()}"
                 )
+
+
+# The rendered project's own deploy script: stackplate only runs it (one implementation).
+SWARM_SCRIPT = "scripts/swarm.py"
+
+
+@app.command()
+def deploy(
+    project: Annotated[Path, typer.Argument(help="A rendered project folder")] = Path("."),
+    swarm: Annotated[
+        bool, typer.Option("--swarm", help="To Docker Swarm: this engine must be a swarm manager")
+    ] = False,
+    stack: Annotated[
+        str | None, typer.Option(metavar="NAME", help="The stack's name (default: the compose project's)")
+    ] = None,
+    service: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--service", metavar="SERVICE", help="Only this service and its migrations (repeatable)"
+        ),
+    ] = None,
+    build: Annotated[bool, typer.Option(help="Build the production images first")] = True,
+    timeout: Annotated[
+        int, typer.Option(metavar="SECONDS", help="Seconds each service has to run (or finish)")
+    ] = 300,
+) -> None:
+    """Deploy the production stack: --swarm runs the project's scripts/swarm.py deploy.
+
+    It builds the production images, converts the production compose files
+    into a stack file and runs docker stack deploy in the order depends_on
+    gives, waiting for each service's healthchecks (migrations first, once).
+    """
+    if not swarm:
+        fail("deploy: say where to: --swarm (the only target so far)")
+    problem = engine_problem()
+    if problem:
+        fail(f"deploy: {problem}")
+    if not (project / SWARM_SCRIPT).is_file():
+        fail(f"{project} has no {SWARM_SCRIPT} (a project of an older template): stackplate update brings it")
+    progress = lambda line: typer.echo(f"deploy: {line}", err=True)  # noqa: E731
+    with project_script(project, SWARM_SCRIPT) as module:
+        try:
+            name = module.deploy(
+                project, stack=stack, only=service or (), build=build, timeout=timeout, progress=progress
+            )
+        except module.SwarmError as error:
+            fail(str(error))
+    typer.echo(f"stack {name} is running: docker stack services {name}")
 
 
 @app.command()
