@@ -25,12 +25,17 @@ def v2_smaller_frontends(template: Path) -> None:
     The broker's row is the last of the template's in the resource table, right
     above the user's service: Copier's merge cannot apply that hunk cleanly.
     """
-    production = template / "template/docker-compose.production.yml.jinja"
-    edit(production, "memory: 512M", "memory: 384M", 1)
+    # The limits come from one table (answers.RESOURCES), which the compose files read.
+    resources = template / "src/stackplate/answers.py"
     edit(
-        production,
-        "memory: 1G\n  {%- endif %}\n  {% endmarker %}",
-        "memory: 768M\n  {%- endif %}\n  {% endmarker %}",
+        resources,
+        '"react-vite": {"limit_cpu": 500, "limit_mib": 512,',
+        '"react-vite": {"limit_cpu": 500, "limit_mib": 384,',
+    )
+    edit(
+        resources,
+        '"rabbitmq": {"limit_cpu": 1000, "limit_mib": 1024,',
+        '"rabbitmq": {"limit_cpu": 1000, "limit_mib": 768,',
     )
     edit(
         template / "template/docs/architecture/overview.md.jinja",
