@@ -5,7 +5,11 @@ import { test } from "node:test";
 
 import { isTransient } from "../src/db.js";
 
-/** An error as node's socket layer reports it (code and syscall), without the network. */
+/**
+ * An error as node's socket layer reports it (code and syscall), without the network.
+ * @param {string} code
+ * @param {string} syscall
+ */
 function socketError(code, syscall) {
   return Object.assign(new Error(`${syscall} ${code} postgres`), { code, syscall });
 }
@@ -17,7 +21,8 @@ test("a database host that does not resolve while its container restarts is tran
 });
 
 test("server shutdown and connection SQLSTATEs are transient, a bad statement is not", () => {
-  const sqlError = (code) => Object.assign(new Error("from the server"), { code });
+  const sqlError = (/** @type {string} */ code) =>
+    Object.assign(new Error("from the server"), { code });
   assert.equal(isTransient(sqlError("57P01")), true); // terminating: administrator command
   assert.equal(isTransient(sqlError("08006")), true); // connection failure
   assert.equal(isTransient(sqlError("42P01")), false); // undefined table
