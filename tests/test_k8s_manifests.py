@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -94,6 +95,34 @@ def resolved_production(built) -> dict[str, Any]:
 
 def containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
     return [*pod.get("initContainers", []), *pod["containers"]]
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One container, where it runs: its overlay's build, its workload and pod spec."""
+
+    overlay: str
+    build: Build
+    workload: dict[str, Any]
+    pod: dict[str, Any]
+    container: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """The workload's name, which is its compose service's name."""
+        return self.workload["metadata"]["name"]
+
+    @property
+    def where(self) -> str:
+        return f"{self.overlay}: {self.name}/{self.container['name']}"
+
+
+def every_container(builds: dict[str, Build]) -> Iterator[Placed]:
+    """Every container (init containers too) of every workload in every overlay."""
+    for overlay, build in builds.items():
+        for workload, pod in build.workloads():
+            for container in containers(pod):
+                yield Placed(overlay, build, workload, pod, container)
 
 
 def test_strict_validation_rejects_an_unknown_field() -> None:
@@ -208,26 +237,20 @@ def test_limits_are_the_production_compose_limits(built, resolved_production) ->
     """One table (answers.RESOURCES) feeds both: the built limits equal what Compose resolves."""
     _, _, builds = built
     services = resolved_production["services"]
-    for overlay, build in builds.items():
-        for workload, pod in build.workloads():
-            name = workload["metadata"]["name"]
-            expected = services[name]["deploy"]["resources"]["limits"]
-            for container in containers(pod):
-                limits = container["resources"]["limits"]
-                assert (_cpus(limits["cpu"]), _bytes(limits["memory"])) == (
-                    float(expected["cpus"]),
-                    int(expected["memory"]),
-                ), f"{overlay}: {name}"
+    for placed in every_container(builds):
+        expected = services[placed.name]["deploy"]["resources"]["limits"]
+        limits = placed.container["resources"]["limits"]
+        assert (_cpus(limits["cpu"]), _bytes(limits["memory"])) == (
+            float(expected["cpus"]),
+            int(expected["memory"]),
+        ), placed.where
 
 
 def test_every_image_is_the_compose_production_image(built, resolved_production) -> None:
     _, _, builds = built
     services = resolved_production["services"]
-    for overlay, build in builds.items():
-        for workload, pod in build.workloads():
-            name = workload["metadata"]["name"]
-            for container in containers(pod):
-                assert container["image"] == services[name]["image"], f"{overlay}: {name}/{container['name']}"
+    for placed in every_container(builds):
+        assert placed.container["image"] == services[placed.name]["image"], placed.where
 
 
 def _secret_refs(pod: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
@@ -292,14 +315,9 @@ def test_each_pod_gets_exactly_the_secret_files_compose_gives_its_container(
 ) -> None:
     """Same paths, same bytes, nothing more: the Secrets come from the generated files."""
     _, _, builds = built
-    for overlay, build in builds.items():
-        for workload, pod in build.workloads():
-            service = resolved_production["services"][workload["metadata"]["name"]]
-            expected = _compose_secret_files(resolved_production, service)
-            for container in containers(pod):
-                assert _mounted_secret_files(build, pod, container) == expected, (
-                    f"{overlay}: {workload['metadata']['name']}/{container['name']}"
-                )
+    for placed in every_container(builds):
+        expected = _compose_secret_files(resolved_production, resolved_production["services"][placed.name])
+        assert _mounted_secret_files(placed.build, placed.pod, placed.container) == expected, placed.where
 
 
 def _environment(build: Build, container: dict[str, Any]) -> dict[str, str]:
@@ -324,22 +342,14 @@ def test_app_containers_get_the_environment_compose_sets(built, resolved_product
     moved = set(
         builds["production"].config_data(_generated(builds["production"], "ConfigMap", "backing-services"))
     )
-    for overlay, build in builds.items():
-        skipped = NOT_AS_COMPOSE | (moved if overlay == "production" else set())
-        for workload, pod in build.workloads():
-            name = workload["metadata"]["name"]
-            if name in BACKING:
-                continue
-            expected = {
-                key: value
-                for key, value in resolved_production["services"][name]["environment"].items()
-                if key not in skipped
-            }
-            for container in containers(pod):
-                environment = _environment(build, container)
-                assert {k: v for k, v in environment.items() if k not in skipped} == expected, (
-                    f"{overlay}: {name}/{container['name']}"
-                )
+    for placed in every_container(builds):
+        if placed.name in BACKING:
+            continue
+        skipped = NOT_AS_COMPOSE | (moved if placed.overlay == "production" else set())
+        compose_environment = resolved_production["services"][placed.name]["environment"]
+        expected = {key: value for key, value in compose_environment.items() if key not in skipped}
+        environment = _environment(placed.build, placed.container)
+        assert {k: v for k, v in environment.items() if k not in skipped} == expected, placed.where
 
 
 # ------------------------------------------------------------ network policies
