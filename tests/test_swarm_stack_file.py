@@ -95,3 +95,18 @@ def test_a_running_services_replica_count_is_kept(matrix_render) -> None:
     _, _, stack = converted(matrix_render("defaults"), replicas={"api": 3, "frontend": 5})
     assert stack["services"]["api"]["deploy"]["replicas"] == 3
     assert "replicas" not in stack["services"]["frontend"]["deploy"]  # global: one per node
+
+
+def test_docker_compose_swarm_yml_places_services_and_shares_their_volume(matrix_render_copy) -> None:
+    """The user's own swarm file is merged last: its placement replaces the pin to this node."""
+    project = matrix_render_copy("defaults")
+    placed = {"deploy": {"placement": {"constraints": ["node.labels.exports == shared"]}}}
+    shared = {"driver_opts": {"type": "none", "o": "bind", "device": "/srv/exports"}}
+    swarm_file = {"volumes": {"exports-data": shared}, "services": {"api": placed, "worker": placed}}
+    (project / "docker-compose.swarm.yml").write_text(yaml.safe_dump(swarm_file))
+    with project_script(project, "scripts/swarm.py") as swarm:
+        stack = swarm.stack_file(swarm.compose_config(project), "sp", node_id="NODE")
+    for name in ("api", "worker"):
+        assert stack["services"][name]["deploy"]["placement"] == placed["deploy"]["placement"], name
+    assert stack["services"]["postgres"]["deploy"]["placement"]["constraints"] == ["node.id == NODE"]
+    assert stack["volumes"]["exports-data"]["driver_opts"] == shared["driver_opts"]

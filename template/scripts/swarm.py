@@ -43,7 +43,10 @@ production combination (``docker-compose.yml`` + ``docker-compose.production.yml
   after its content's hash too, since Swarm secrets cannot change: a new file
   is a new secret and the services using it are updated;
 * services with a bind mount or a named volume are placed on this node, where
-  those paths and that data are, unless the compose files place them;
+  those paths and that data are, unless the compose files place them: put
+  your own placement, and a volume driver the nodes share, in
+  ``docker-compose.swarm.yml`` (yours; merged after the production files when
+  it exists, for the swarm only);
 * a service the stack runs already keeps its replica count (``docker service
   scale`` changes it); the compose files' ``replicas`` count for new services.
 
@@ -71,6 +74,9 @@ from typing import Any
 import yaml
 
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.production.yml")
+# Yours, if you make it (the template never writes it): what only the swarm needs, merged
+# last, such as the nodes' placement and a volume driver they share.
+SWARM_FILE = "docker-compose.swarm.yml"
 STACK_FORMAT = "3.9"
 DOCKER = os.environ.get("DOCKER", "docker")
 # What `docker stack deploy` does not accept, or what only Compose uses.
@@ -92,10 +98,15 @@ class SwarmError(RuntimeError):
 # --------------------------------------------------------------------------- converting
 
 
+def compose_files(project: Path) -> list[str]:
+    """``-f`` arguments for the production combination, and ``docker-compose.swarm.yml`` if it exists."""
+    names = [*COMPOSE_FILES, *([SWARM_FILE] if (project / SWARM_FILE).is_file() else [])]
+    return [arg for name in names for arg in ("-f", name)]
+
+
 def compose_config(project: Path) -> dict[str, Any]:
     """The production combination as Compose resolves it (YAML: its JSON form drops ``x-`` keys)."""
-    files = [arg for name in COMPOSE_FILES for arg in ("-f", name)]
-    result = _run([DOCKER, "compose", *files, "config"], cwd=project)
+    result = _run([DOCKER, "compose", *compose_files(project), "config"], cwd=project)
     return yaml.safe_load(result.stdout)
 
 
@@ -325,8 +336,7 @@ def deploy(
         raise SwarmError(f"--service {', '.join(unknown)}: no such service in the compose files")
     if build:
         progress("building the production images (docker compose build)")
-        files = [arg for name in COMPOSE_FILES for arg in ("-f", name)]
-        _run([DOCKER, "compose", *files, "build", *only], cwd=project, capture=False)
+        _run([DOCKER, "compose", *compose_files(project), "build", *only], cwd=project, capture=False)
     stack = stack or config["name"]
     services = expanded_services(config)
     if only:
