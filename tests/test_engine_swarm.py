@@ -1,7 +1,9 @@
 """The production stack on Docker Swarm: ``stackplate deploy --swarm``, scaled, updated under load, removed.
 
-One stack is deployed once for the module, on this engine made a one-node
-swarm (``docker swarm init``, left at the end unless it was a swarm before).
+One stack is deployed once for the module, on this engine made a swarm
+(``docker swarm init``, left at the end unless it was a swarm before). Late in
+the module a second engine joins as a worker node (see ``swarm_node``): replicas
+run on it and serve over the overlay network, then it is drained under load.
 Upstream images are the labelled stand-ins (``stackplate standins``). This
 machine's kernel has no IPVS (``CONFIG_IP_VS`` unset, no modules), so Swarm's
 virtual IPs and routing mesh cannot work here; the stack uses DNS round robin
@@ -20,10 +22,11 @@ import time
 from pathlib import Path
 
 import pytest
+import swarm_node
 from apiclient import call, login
 from booting import run_e2e_suite
 from conftest import HOST_PORTS, REPO, render
-from engine import engine_or_fail, ensure_stand_ins, own_network, wait_for
+from engine import engine_or_fail, ensure_stand_ins, json_lines, own_network, wait_for
 
 from stackplate.compose_boot import ComposeProject
 
@@ -56,10 +59,13 @@ def swarm():
     # swarm init makes the docker_gwbridge network; leaving the swarm keeps it.
     had_gateway = "docker_gwbridge" in docker("network", "ls", "--format", "{{.Name}}").stdout.split()
     if made:
-        docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+        # The manager advertises its end of the link to the second node's namespace.
+        swarm_node.link()
+        docker("swarm", "init", "--advertise-addr", swarm_node.HOST_ADDRESS)
     yield
     if made:
         docker("swarm", "leave", "--force")
+        swarm_node.unlink()
         if not had_gateway:
             docker("network", "rm", "docker_gwbridge")
 
@@ -76,6 +82,7 @@ def stack(swarm, template_copy, tmp_path_factory):
     )
     ensure_stand_ins(project)
     remove_stack()
+    share_exports(project, tmp_path_factory.mktemp("exports-share"))
     deploy(project, "--timeout", "240")
     boot = {
         "services": {"frontend": {"name": "frontend", "kind": "react-vite", "url": FRONTEND}},
@@ -88,6 +95,24 @@ def stack(swarm, template_copy, tmp_path_factory):
     (project / ".stackplate" / "boot.json").write_text(json.dumps(boot))
     yield project
     remove_stack()
+
+
+def share_exports(project: Path, share: Path) -> None:
+    """What the deployment docs say a user writes to spread API and worker over nodes.
+
+    A folder every node mounts (here: one both engines see, this machine's
+    filesystem, as NFS would be between real hosts) backs ``exports-data``, and
+    API and worker go to the nodes labelled as having it.
+    """
+    os.chown(share, 10001, 10001)  # the images' app user
+    placed = {"deploy": {"placement": {"constraints": ["node.labels.exports == shared"]}}}
+    swarm_file = {
+        "volumes": {"exports-data": {"driver_opts": {"type": "none", "o": "bind", "device": str(share)}}},
+        "services": {"api": placed, "worker": placed},
+    }
+    (project / "docker-compose.swarm.yml").write_text(json.dumps(swarm_file, indent=2))
+    manager = docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
+    docker("node", "update", "--label-add", "exports=shared", manager)
 
 
 def stack_objects() -> dict[str, list[str]]:
@@ -128,10 +153,29 @@ def healthy_replicas(name: str) -> int:
             continue
         if task["Spec"]["ContainerSpec"]["Image"] != image:
             continue
-        container = task["Status"]["ContainerStatus"]["ContainerID"]
-        health = docker("inspect", "--format", "{{.State.Health.Status}}", container, check=False)
-        count += health.stdout.strip() == "healthy"
+        count += container_health(task["Status"]["ContainerStatus"]["ContainerID"]) == "healthy"
     return count
+
+
+def container_health(container: str) -> str:
+    """The container's health, asked of the engine that runs it: this one or the second node."""
+    for engine in (docker, swarm_node.node_docker):
+        result = engine("inspect", "--format", "{{.State.Health.Status}}", container, check=False)
+        if result.returncode == 0:
+            return result.stdout.strip()
+    return ""
+
+
+def running_on(node: str) -> list[str]:
+    """The stack's services with a task meant to run on ``node``."""
+    ids = docker("node", "ps", node, "-q", "--filter", "desired-state=running").stdout.split()
+    return sorted(
+        {task["ServiceID"] for task in json.loads(docker("inspect", *ids).stdout)} if ids else set()
+    )
+
+
+def service_id(name: str) -> str:
+    return service(name)["ID"]
 
 
 def admin_token(project: Path) -> str:
@@ -257,6 +301,89 @@ def test_a_killed_api_task_costs_no_request_more_than_one_retry(stack) -> None:
         wait_for(lambda: healthy_replicas("api") == 3 and load.ok > 500, 120, "the API back at 3 replicas")
     assert load.failed == [], (load.failed[:5], len(load.failed))
     print(f"killed API task: {load.ok} requests answered, {load.retried} retried once, none failed")
+
+
+@pytest.fixture(scope="module")
+def second_node(stack, tmp_path_factory):
+    """A second engine joined as a worker node, with the images of the services it may run."""
+    address = docker("info", "--format", "{{.Swarm.NodeAddr}}").stdout.strip()
+    if address != swarm_node.HOST_ADDRESS:
+        pytest.fail(
+            f"this engine was a swarm already (advertising {address}): a second node joins only a swarm "
+            "this module makes; run `docker swarm leave --force` first"
+        )
+    data_root = tmp_path_factory.mktemp("second-node")
+    node = ""
+    try:
+        swarm_node.start_engine(data_root)
+        # What a registry would do between real hosts: the images of every service not
+        # pinned to the manager (those keep their data there) go to the new node, before
+        # it joins (the frontend's global mode starts a task there at once).
+        swarm_node.copy_images(sorted({image(name) for name in ("api", "worker", "frontend")}))
+        node = swarm_node.join(docker("swarm", "join-token", "-q", "worker").stdout.strip())
+        docker("node", "update", "--label-add", "exports=shared", node)
+        yield node
+    finally:
+        swarm_node.remove(data_root)
+        if node:
+            docker("node", "rm", "--force", node, check=False)
+
+
+def image(name: str) -> str:
+    return service(name)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
+
+
+def test_replicas_on_a_second_node_serve_over_the_overlay_network(stack, second_node) -> None:
+    docker("service", "scale", "--detach", f"{STACK}_api=4", f"{STACK}_worker=4")
+    wanted = {service_id(name) for name in ("api", "worker", "frontend")}
+    wait_for(
+        lambda: (
+            wanted <= set(running_on(second_node))
+            and healthy_replicas("api") == 4
+            and healthy_replicas("worker") == 4
+            and healthy_replicas("frontend") == 2
+        ),  # global: one per node
+        180,
+        "API, worker and frontend replicas healthy on the second node too",
+    )
+    # The second node's frontend serves, and the manager's reaches the second node's API replica.
+    token = admin_token(stack)
+    second_frontend = FRONTEND.replace("127.0.0.1", swarm_node.NODE_ADDRESS)
+    assert json.loads(call(f"{second_frontend}/api/v1/users?limit=1", token=token))["items"]
+    with Load(token) as load:
+        wait_for(
+            lambda: served_on_second_node() > 0, 60, "a request through 127.0.0.1 served on the second node"
+        )
+    assert load.failed == [], load.failed[:5]
+
+
+def served_on_second_node() -> int:
+    """How many GET /api/v1/users the API replicas on the second node have logged."""
+    ids = swarm_node.node_docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={STACK}_api")
+    served = 0
+    for container in ids.stdout.split():
+        logs = swarm_node.node_docker("logs", container)
+        served += sum(line.get("path") == "/api/v1/users" for line in json_lines(logs.stdout + logs.stderr))
+    return served
+
+
+def test_draining_the_second_node_moves_its_tasks_and_the_stack_keeps_serving(stack, second_node) -> None:
+    with Load(admin_token(stack), retries=1) as load:
+        wait_for(lambda: load.ok > 50, 30, "the load running")
+        docker("node", "update", "--availability", "drain", second_node)
+        wait_for(
+            lambda: (
+                not running_on(second_node)
+                and healthy_replicas("api") == 4
+                and healthy_replicas("worker") == 4
+            ),
+            180,
+            "every task off the drained node and the API and worker back at 4 replicas",
+        )
+        moved = load.ok
+        wait_for(lambda: load.ok > moved + 100, 30, "the load served after the move")
+    assert load.failed == [], (load.failed[:5], len(load.failed))
+    print(f"drained node: {load.ok} requests answered, {load.retried} retried once, none failed")
 
 
 def test_stack_rm_leaves_no_service_secret_or_network(stack) -> None:
