@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import json
 import os
 import secrets
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -258,6 +261,23 @@ async def flush_redis_keys() -> None:
         await redis.aclose()
 
 
+# --------------------------------------------------------------------------- waiting
+
+Check = Callable[[], Awaitable[bool] | bool]
+
+
+async def eventually(check: Check, what: str, timeout: float) -> None:
+    """Poll ``check`` until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await _value(check()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        await asyncio.sleep(0.2)
+
+
+async def _value(result: Awaitable[bool] | bool) -> bool:
+    return await result if inspect.isawaitable(result) else result
+
+
 # --------------------------------------------------------------------------- broker
 
 
@@ -277,6 +297,27 @@ async def queue_messages() -> Callable[[], Awaitable[list[AbstractIncomingMessag
             return messages
 
     return drain
+
+
+@pytest.fixture
+async def events() -> AsyncIterator[Callable[[], Awaitable[list[dict]]]]:
+    """A queue bound to every job event; returns a function that drains it."""
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            f"{SERVICE}.events", aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(exchange, routing_key="export.*")
+
+        async def drain() -> list[dict]:
+            bodies = []
+            while (message := await queue.get(fail=False, timeout=5)) is not None:
+                bodies.append({**json.loads(message.body), "key": message.routing_key})
+            return bodies
+
+        yield drain
 
 
 # --------------------------------------------------------------------------- users

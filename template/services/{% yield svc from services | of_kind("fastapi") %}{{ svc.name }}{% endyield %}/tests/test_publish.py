@@ -17,7 +17,7 @@ import asyncio
 import json
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -26,7 +26,7 @@ import httpx
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from tests.conftest import QUEUE, RABBITMQ_URL, SERVICE, Account, requires_rabbitmq, running
+from tests.conftest import QUEUE, RABBITMQ_URL, Account, requires_rabbitmq, running
 from tests.test_resilience import Outage
 
 pytestmark = requires_rabbitmq
@@ -85,27 +85,6 @@ async def tamperer() -> AsyncIterator[ConfirmTamperer]:
     proxy = await ConfirmTamperer(target.hostname or "127.0.0.1", target.port or 5672).start()
     yield proxy
     await proxy.close()
-
-
-@pytest.fixture
-async def events() -> AsyncIterator[Callable[[], Awaitable[list[dict]]]]:
-    """A queue bound to every job event; returns a function that drains it."""
-    connection = await aio_pika.connect(RABBITMQ_URL)
-    async with connection:
-        channel = await connection.channel()
-        exchange = await channel.declare_exchange(
-            f"{SERVICE}.events", aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        queue = await channel.declare_queue(exclusive=True)
-        await queue.bind(exchange, routing_key="export.*")
-
-        async def drain() -> list[dict]:
-            bodies = []
-            while (message := await queue.get(fail=False, timeout=5)) is not None:
-                bodies.append({**json.loads(message.body), "key": message.routing_key})
-            return bodies
-
-        yield drain
 
 
 async def post_all(client: httpx.AsyncClient, user: Account) -> list[httpx.Response]:

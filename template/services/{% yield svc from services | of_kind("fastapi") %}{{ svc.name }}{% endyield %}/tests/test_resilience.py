@@ -9,11 +9,9 @@ coming back with its data (durable queues, Redis's cache entries) as it was.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -26,6 +24,7 @@ from tests.conftest import (
     REDIS_URL,
     Account,
     TcpProxy,
+    eventually,
     requires_rabbitmq,
     requires_redis,
     running,
@@ -60,17 +59,6 @@ async def outage(request: pytest.FixtureRequest) -> AsyncIterator[Outage]:
     proxy = await Outage(target.hostname or "127.0.0.1", target.port).start()
     yield proxy
     await proxy.close()
-
-
-Check = Callable[[], Awaitable[bool] | bool]
-
-
-async def eventually(check: Check, what: str, timeout: float) -> None:
-    """Poll ``check`` until it is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await _value(check()):
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
-        await asyncio.sleep(0.2)
 
 
 @requires_rabbitmq
@@ -161,7 +149,3 @@ async def test_a_write_while_redis_is_away_outdates_what_other_processes_cached(
         # ...so the reader, using Redis again, does not serve its outdated entry.
         assert reader.state.ctx.cache.active
         assert await name_read_by(reads, url, admin) == "Written"
-
-
-async def _value(result: Awaitable[bool] | bool) -> bool:
-    return await result if inspect.isawaitable(result) else result
