@@ -44,10 +44,37 @@ def unmarked_slow_tests(items: list[pytest.Item]) -> list[str]:
     ]
 
 
+# Modules with the longest tests, as bench/timeline.py showed them on a full run. They
+# run first (after the host-ports group, which one worker starts at once), so the last
+# tests a worker draws are short: a long one drawn last would keep the run going while
+# the other worker idles. The rest keep their collection order.
+LONGEST_FIRST = (
+    "test_update.py",
+    "test_boot.py",
+    "test_rendered_frontend.py",
+    "test_rendered_api.py",
+    "test_rendered_worker.py",
+    "test_cli_update.py",
+    "test_docs_update.py",
+    "test_api_schemathesis.py",
+    "test_update_conflicts.py",
+    "test_docs_blocks.py",
+)
+
+
+def scheduling_order(item: pytest.Item) -> int:
+    """0 for the host-ports group, then LONGEST_FIRST's order, then everything else."""
+    if any(mark.args == ("host-ports",) for mark in item.iter_markers("xdist_group")):
+        return 0
+    module = item.path.name
+    return 1 + LONGEST_FIRST.index(module) if module in LONGEST_FIRST else 1 + len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     unmarked = unmarked_slow_tests(items)
     if unmarked:
         raise pytest.UsageError(f"these tests install with npm or uv but are not marked slow: {unmarked}")
+    items.sort(key=scheduling_order)  # stable: a module's tests stay in their order
 
 
 def render(template: Path, destination: Path, answers: dict) -> Path:

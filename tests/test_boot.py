@@ -11,6 +11,7 @@ screenshots go to ``test-results/e2e/<render>/``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from apiclient import call, login
 from booting import CHROMIUM, Boot, run_e2e_suite, stackplate_boot
 from conftest import REPO, render, require_tool
 from matrix import MATRIX, services_of
@@ -59,26 +61,51 @@ def lines(text: str) -> list[str]:
     return text.splitlines()
 
 
-@pytest.mark.parametrize("answers_name", ["defaults", "two-apis-two-workers"])
-def test_booted_project_passes_its_browser_suite(answers_name, template_copy, tmp_path, e2e_venv) -> None:
-    require_tool(CHROMIUM, "apt-get install chromium")
-    project = render(template_copy, tmp_path / "project", on_free_app_ports(MATRIX[answers_name]))
-    artifacts = REPO / "test-results" / "e2e" / answers_name
-    shutil.rmtree(artifacts, ignore_errors=True)
-    with stackplate_boot(project, tmp_path / "boot.log") as booted:
-        kinds = {name: service["kind"] for name, service in booted["services"].items()}
-        assert set(kinds) == {s["name"] for s in services_of(MATRIX[answers_name])}
-        for service in booted["services"].values():
-            assert status(service["url"] + "/health") == 200, service
-            if service["kind"] == "react-vite":  # the production /api proxy
-                assert status(service["url"] + "/api/v1/health") == 200, service
-        frontend = next(name for name, kind in kinds.items() if kind == "react-vite")
-        run_e2e_suite(project, frontend, artifacts, e2e_venv, tmp_path)
-    assert len(list(artifacts.glob("*.png"))) >= 4, f"screenshots missing in {artifacts}"
-    printed = (tmp_path / "boot.log").read_text()
+def check_every_service_answers(booted: dict, answers: dict) -> str:
+    """Every app service of the answers booted and healthy, each frontend's /api proxy too; a frontend's name."""
+    kinds = {name: service["kind"] for name, service in booted["services"].items()}
+    assert set(kinds) == {s["name"] for s in services_of(answers)}
+    for service in booted["services"].values():
+        assert status(service["url"] + "/health") == 200, service
+        if service["kind"] == "react-vite":  # the production /api proxy
+            assert status(service["url"] + "/api/v1/health") == 200, service
+    return next(name for name, kind in kinds.items() if kind == "react-vite")
+
+
+def check_printed_urls(booted: dict, frontend: str, log: Path) -> None:
+    printed = log.read_text()
     frontend_url = booted["services"][frontend]["url"]
     assert all(service["url"] in printed for service in booted["services"].values()), printed
     assert f"open {frontend_url} and sign in as {booted['admin']['email']}" in printed, printed
+
+
+def test_booted_project_passes_its_browser_suite(template_copy, tmp_path, e2e_venv) -> None:
+    require_tool(CHROMIUM, "apt-get install chromium")
+    project = render(template_copy, tmp_path / "project", on_free_app_ports(MATRIX["defaults"]))
+    artifacts = REPO / "test-results" / "e2e" / "defaults"
+    shutil.rmtree(artifacts, ignore_errors=True)
+    with stackplate_boot(project, tmp_path / "boot.log") as booted:
+        frontend = check_every_service_answers(booted, MATRIX["defaults"])
+        run_e2e_suite(project, frontend, artifacts, e2e_venv, tmp_path)
+    assert len(list(artifacts.glob("*.png"))) >= 4, f"screenshots missing in {artifacts}"
+    check_printed_urls(booted, frontend, tmp_path / "boot.log")
+
+
+def test_booted_renamed_services_answer_and_sign_in_through_their_frontend(template_copy, tmp_path) -> None:
+    """Two APIs, two workers and a frontend bound to the second API, renamed, natively.
+
+    The browser suite runs against this render on the engine (tests/test_engine.py);
+    here the native boot's wiring is checked: the admin signs in through the portal.
+    """
+    answers = MATRIX["two-apis-two-workers"]
+    project = render(template_copy, tmp_path / "project", on_free_app_ports(answers))
+    with stackplate_boot(project, tmp_path / "boot.log") as booted:
+        frontend = check_every_service_answers(booted, answers)
+        portal = booted["services"][frontend]["url"]
+        token = login(portal, booted["admin"]["email"], booted["admin"]["password"])
+        me = json.loads(call(f"{portal}/api/v1/users/me", token=token))
+        assert me["email"] == booted["admin"]["email"]
+    check_printed_urls(booted, frontend, tmp_path / "boot.log")
 
 
 def test_boot_with_redis_and_rabbitmq_off(template_copy, tmp_path) -> None:

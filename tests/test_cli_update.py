@@ -81,16 +81,19 @@ def test_update_takes_a_new_version_and_keeps_edits_outside(project) -> None:
     assert "v2" in (project / ".copier-answers.yml").read_text()
 
 
-@pytest.mark.parametrize("legacy", ["##</SERVICES>", "##</SERVICES>>"])
 @pytest.mark.slow  # a real copier update (several renders)
-def test_legacy_closers_are_read_and_rewritten_by_update(project, legacy) -> None:
-    edit(project / "docker-compose.yml", "##<</SERVICES>>", legacy)
+def test_legacy_closers_are_read_and_rewritten_by_update(project) -> None:
+    """Both spellings from before the markers were settled, one per block, in one update."""
+    legacy = {"SERVICES": "##</SERVICES>", "BACKING_SERVICES": "##</BACKING_SERVICES>>"}
+    for name, closer in legacy.items():
+        edit(project / "docker-compose.yml", f"##<</{name}>>", closer)
     commit_all(project, "a project from before the markers were settled")
     assert run("check", str(project)).exit_code == 0
     result = run("update", "-C", str(project), "--vcs-ref", "v2")
     assert result.exit_code == 0, result.output
     text = (project / "docker-compose.yml").read_text()
-    assert legacy + "\n" not in text and "  ##<</SERVICES>>\n" in text
+    for name, closer in legacy.items():
+        assert closer + "\n" not in text and f"  ##<</{name}>>\n" in text, name
 
 
 def test_broken_markers_are_named_and_nothing_is_touched(project) -> None:

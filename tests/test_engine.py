@@ -276,7 +276,7 @@ def test_a_service_that_fails_its_healthcheck_ends_the_boot_with_its_name_and_lo
     main.write_text(main.read_text() + '\nraise RuntimeError("broken on purpose")\n')
     ensure_stand_ins(project)
     try:
-        result = stackplate("boot", "--engine", "docker", "--wait-timeout", "60", str(project), timeout=600)
+        result = stackplate("boot", "--engine", "docker", "--wait-timeout", "45", str(project), timeout=600)
     finally:
         remove_project(project)
     assert result.returncode == 1, result.stderr
