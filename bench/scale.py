@@ -19,7 +19,11 @@ the production stack with ``stackplate deploy --swarm``. Then:
   created_at`` per job.
 
 Everything shares this machine's cores with wrk and the clients: read the
-curve's bend against ``nproc``. A benchmark prints a table; it asserts nothing.
+curve's bend against ``nproc``. So each row also says how busy the cores were
+(``busy``: cores' worth of CPU time during the row, from /proc/stat) and where
+that time went (``CPU by part``: each service's containers, from their cgroups'
+CPU accounting; ``rest`` is wrk, the client threads and the engine). A
+benchmark prints a table; it asserts nothing.
 
 Run: ``python bench/scale.py [--seconds S] [--jobs N]`` (defaults 10 s, 1,000 jobs).
 """
@@ -107,11 +111,64 @@ def psql(sql: str) -> str:
     return docker("exec", container, "psql", "-U", "app", "-d", "api", "-AtX", "-c", sql).strip()
 
 
+class CpuMeter:
+    """Cores' worth of CPU time used during a ``with`` block: the machine's, and each service's."""
+
+    def __enter__(self) -> CpuMeter:
+        self.started = time.monotonic()
+        self.busy_before, self.parts_before = _busy_seconds(), _service_seconds()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        elapsed = time.monotonic() - self.started
+        self.busy = (_busy_seconds() - self.busy_before) / elapsed
+        after = _service_seconds()
+        self.parts = {
+            name: (seconds - self.parts_before.get(name, 0.0)) / elapsed for name, seconds in after.items()
+        }
+
+    def columns(self) -> list[str]:
+        parts = sorted(((share, name) for name, share in self.parts.items() if share >= 0.05), reverse=True)
+        rest = self.busy - sum(self.parts.values())
+        text = ", ".join(f"{name} {share:.2f}" for share, name in parts) + f", rest {rest:.2f}"
+        return [f"{self.busy:.2f} of {os.cpu_count()}", text]
+
+
+def _busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (/proc/stat's first line)."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _service_seconds() -> dict[str, float]:
+    """CPU seconds each of the stack's services has used, summed over its running containers."""
+    used: dict[str, float] = {}
+    lines = docker("ps", "--filter", f"label=com.docker.stack.namespace={STACK}", "--format", "{{.ID}}")
+    for short in lines.split():
+        container = json.loads(docker("inspect", short))[0]
+        name = container["Config"]["Labels"]["com.docker.swarm.service.name"].removeprefix(f"{STACK}_")
+        used[name] = used.get(name, 0.0) + _container_seconds(container["Id"])
+    return used
+
+
+def _container_seconds(container_id: str) -> float:
+    """A container's CPU seconds from its cgroup (cgroup v1's cpuacct or v2's cpu.stat; 0 if neither)."""
+    v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage")
+    if v1.exists():
+        return int(v1.read_text()) / 1e9
+    v2 = Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat")
+    if v2.exists():
+        return int(v2.read_text().split()[1]) / 1e6  # usage_usec
+    return 0.0
+
+
 def api_curve(token: str, seconds: int) -> list[list[str]]:
     rows = []
     for replicas in REPLICAS:
         scale("api", replicas)
-        load = wrk(f"{FRONTEND}/api/v1/users?limit=20", seconds, 64, {"authorization": f"Bearer {token}"})
+        with CpuMeter() as cpu:
+            load = wrk(f"{FRONTEND}/api/v1/users?limit=20", seconds, 64, {"authorization": f"Bearer {token}"})
         rows.append(
             [
                 str(replicas),
@@ -119,6 +176,7 @@ def api_curve(token: str, seconds: int) -> list[list[str]]:
                 f"{load.p50_ms:.1f}",
                 f"{load.p99_ms:.1f}",
                 str(load.errors),
+                *cpu.columns(),
             ]
         )
     return rows
@@ -130,18 +188,19 @@ def worker_curve(token: str, jobs: int) -> list[list[str]]:
     for replicas in REPLICAS:
         scale("worker", replicas)
         psql("DELETE FROM export_jobs")
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            list(
-                pool.map(
-                    lambda _: call(f"{FRONTEND}/api/v1/exports", "POST", {"format": "csv"}, token),
-                    range(jobs),
+        with CpuMeter() as cpu:
+            with ThreadPoolExecutor(CLIENTS) as pool:
+                list(
+                    pool.map(
+                        lambda _: call(f"{FRONTEND}/api/v1/exports", "POST", {"format": "csv"}, token),
+                        range(jobs),
+                    )
                 )
-            )
-        deadline = time.monotonic() + 600
-        while int(psql("SELECT count(*) FROM export_jobs WHERE status IN ('done', 'failed')")) < jobs:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{jobs} jobs not done within 600 s")
-            time.sleep(0.5)  # a poll interval
+            deadline = time.monotonic() + 600
+            while int(psql("SELECT count(*) FROM export_jobs WHERE status IN ('done', 'failed')")) < jobs:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{jobs} jobs not done within 600 s")
+                time.sleep(0.5)  # a poll interval
         span, p50, p99, failed = psql(
             "SELECT extract(epoch FROM max(finished_at) - min(created_at)),"
             f" 1000 * extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY {TOOK})),"
@@ -149,7 +208,14 @@ def worker_curve(token: str, jobs: int) -> list[list[str]]:
             " count(*) FILTER (WHERE status = 'failed') FROM export_jobs"
         ).split("|")
         rows.append(
-            [str(replicas), f"{jobs / float(span):,.0f}", f"{float(p50):.0f}", f"{float(p99):.0f}", failed]
+            [
+                str(replicas),
+                f"{jobs / float(span):,.0f}",
+                f"{float(p50):.0f}",
+                f"{float(p99):.0f}",
+                failed,
+                *cpu.columns(),
+            ]
         )
     return rows
 
@@ -190,12 +256,12 @@ def main() -> None:
             print(f"{os.cpu_count()} cores; stack {STACK} on Docker {engine}")
             table(
                 "API GET /api/v1/users (cached), 64 connections through the frontend",
-                ["API replicas", "req/s", "p50 ms", "p99 ms", "errors"],
+                ["API replicas", "req/s", "p50 ms", "p99 ms", "errors", "busy", "CPU by part"],
                 api_curve(token, args.seconds),
             )
             table(
                 f"Worker: {args.jobs} exports (20 users each), API at 2 replicas",
-                ["worker replicas", "jobs/s", "p50 ms", "p99 ms", "failed"],
+                ["worker replicas", "jobs/s", "p50 ms", "p99 ms", "failed", "busy", "CPU by part"],
                 worker_curve(token, args.jobs),
             )
     finally:
