@@ -64,7 +64,7 @@ LONGEST_FIRST = (
 
 def scheduling_order(item: pytest.Item) -> int:
     """0 for the host-ports group, then LONGEST_FIRST's order, then everything else."""
-    if any(mark.args == ("host-ports",) for mark in item.iter_markers("xdist_group")):
+    if any(mark.args == HOST_PORTS.args for mark in item.iter_markers("xdist_group")):
         return 0
     module = item.path.name
     return 1 + LONGEST_FIRST.index(module) if module in LONGEST_FIRST else 1 + len(LONGEST_FIRST)

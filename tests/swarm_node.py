@@ -75,7 +75,7 @@ def _cgroup_mounts() -> str:
     return " && ".join(commands) or "true"
 
 
-def start_engine(data_root: Path, timeout: float = 60) -> subprocess.Popen:
+def start_engine(data_root: Path, timeout: float = 60) -> None:
     """dockerd in the namespace, with its own data root, exec root and socket; waits until it answers."""
     STATE.mkdir(parents=True, exist_ok=True)
     dockerd = shlex.join(
@@ -87,13 +87,13 @@ def start_engine(data_root: Path, timeout: float = 60) -> subprocess.Popen:
             f"--host={SOCKET}",
         ]
     )
-    log = (STATE / "dockerd.log").open("w")
-    process = subprocess.Popen(
-        ["ip", "netns", "exec", NETNS, "sh", "-c", f"{_cgroup_mounts()} && exec {dockerd}"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with (STATE / "dockerd.log").open("w") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", NETNS, "sh", "-c", f"{_cgroup_mounts()} && exec {dockerd}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     _started.append(process)
     deadline = time.monotonic() + timeout
     while node_docker("info", "--format", "{{.ID}}", check=False).returncode != 0:
@@ -102,7 +102,6 @@ def start_engine(data_root: Path, timeout: float = 60) -> subprocess.Popen:
             tail = (STATE / "dockerd.log").read_text().splitlines()[-15:]
             raise RuntimeError("the second dockerd did not come up; its log ends:\n" + "\n".join(tail))
         time.sleep(0.25)
-    return process
 
 
 # The dockerd processes this process started: it must reap them (else they stay zombies).

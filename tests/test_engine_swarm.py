@@ -166,12 +166,10 @@ def container_health(container: str) -> str:
     return ""
 
 
-def running_on(node: str) -> list[str]:
-    """The stack's services with a task meant to run on ``node``."""
+def running_on(node: str) -> set[str]:
+    """The IDs of the services with a task meant to run on ``node``."""
     ids = docker("node", "ps", node, "-q", "--filter", "desired-state=running").stdout.split()
-    return sorted(
-        {task["ServiceID"] for task in json.loads(docker("inspect", *ids).stdout)} if ids else set()
-    )
+    return {task["ServiceID"] for task in json.loads(docker("inspect", *ids).stdout)} if ids else set()
 
 
 def service_id(name: str) -> str:
@@ -338,11 +336,11 @@ def test_replicas_on_a_second_node_serve_over_the_overlay_network(stack, second_
     wanted = {service_id(name) for name in ("api", "worker", "frontend")}
     wait_for(
         lambda: (
-            wanted <= set(running_on(second_node))
+            wanted <= running_on(second_node)
             and healthy_replicas("api") == 4
             and healthy_replicas("worker") == 4
-            and healthy_replicas("frontend") == 2
-        ),  # global: one per node
+            and healthy_replicas("frontend") == 2  # global: one per node
+        ),
         180,
         "API, worker and frontend replicas healthy on the second node too",
     )
